@@ -1,0 +1,69 @@
+import logging
+import os
+import socket
+import threading
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections, connection
+from django.utils import timezone
+from django.utils.crypto import get_random_string
+from django_tasks_db.management.commands.db_worker import Worker
+
+from gallery import sweeper
+from gallery.models import WorkerHeartbeat
+
+log = logging.getLogger("gallery")
+
+
+class Command(BaseCommand):
+    help = "Runs the background worker: django-tasks-db's job loop plus heartbeat and sweeper."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--interval", type=float, default=0.5, help="Seconds between queue polls when idle.")
+
+    def handle(self, *args, interval, **options):
+        worker_id = get_random_string(32)
+        beat(worker_id)
+        thread = threading.Thread(target=housekeeping, args=(worker_id,), daemon=True, name="sweeper")
+        thread.start()
+        self.stdout.write(f"Worker {worker_id} started (pid {os.getpid()}).")
+        worker = Worker(
+            queue_names=["default"],
+            interval=interval,
+            batch=False,
+            backend_name="default",
+            startup_delay=False,
+            max_tasks=None,
+            worker_id=worker_id,
+            excluded_queue_names=[],
+        )
+        worker.configure_signals()
+        worker.run()
+
+
+def beat(worker_id):
+    WorkerHeartbeat.objects.update_or_create(
+        worker_id=worker_id,
+        defaults={"hostname": socket.gethostname()[:255], "pid": os.getpid(), "last_seen": timezone.now()},
+    )
+
+
+def housekeeping(worker_id):
+    """Beats every WORKER_HEARTBEAT_SECONDS and sweeps every SWEEP_SECONDS, forever."""
+    next_sweep = 0.0
+    while True:
+        try:
+            close_old_connections()
+            beat(worker_id)
+            if time.monotonic() >= next_sweep:
+                done = sweeper.sweep()
+                if any(done.values()):
+                    log.info("Sweep: %s", done)
+                next_sweep = time.monotonic() + settings.SWEEP_SECONDS
+        except Exception:
+            log.exception("Housekeeping failed; trying again")
+        finally:
+            connection.close()
+        time.sleep(min(settings.WORKER_HEARTBEAT_SECONDS, settings.SWEEP_SECONDS))

@@ -1,0 +1,19 @@
+from .tasks import (  # noqa: F401
+    FINAL_STATES,
+    GalleryImage,
+    GenerationTask,
+    IllegalTransition,
+    ReferenceImage,
+    SandboxRun,
+    Status,
+    WorkerHeartbeat,
+)
+from .teams import (  # noqa: F401
+    Invite,
+    InviteError,
+    LastOwnerError,
+    Membership,
+    Role,
+    Team,
+    User,
+)

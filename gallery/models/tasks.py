@@ -1,0 +1,293 @@
+import secrets
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .teams import Team
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SUBMITTED = "submitted", "Submitted"
+    RUNNING = "running", "Running"
+    STORING = "storing", "Saving images"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINAL_STATES = {Status.COMPLETED, Status.FAILED, Status.CANCELLED}
+
+# Legal moves besides failing or cancelling, which any unfinished state may do. A retryable
+# upstream failure sends a submitted or running task back to the queue for a new attempt.
+TRANSITIONS = {
+    Status.QUEUED: {Status.SUBMITTED},
+    Status.SUBMITTED: {Status.RUNNING, Status.STORING, Status.QUEUED},
+    Status.RUNNING: {Status.STORING, Status.QUEUED},
+    Status.STORING: {Status.COMPLETED},
+}
+STATE_TIMESTAMPS = {
+    Status.SUBMITTED: "submitted_at",
+    Status.RUNNING: "running_at",
+    Status.STORING: "storing_at",
+    Status.COMPLETED: "finished_at",
+    Status.FAILED: "finished_at",
+    Status.CANCELLED: "finished_at",
+}
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+def can_move(current, new):
+    if current in FINAL_STATES:
+        return False
+    return new in (Status.FAILED, Status.CANCELLED) or new in TRANSITIONS.get(current, ())
+
+
+class TaskQuerySet(models.QuerySet):
+    def for_team(self, team):
+        return self.filter(team=team)
+
+    def unfinished(self):
+        return self.exclude(status__in=FINAL_STATES)
+
+    def completed(self):
+        return self.filter(status=Status.COMPLETED)
+
+    def recent(self, limit=20):
+        return self.order_by("-created_at", "-id")[:limit]
+
+    def lease_free(self, now=None):
+        now = now or timezone.now()
+        return self.filter(Q(lease_until=None) | Q(lease_until__lt=now))
+
+
+class GenerationTask(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, models.CASCADE, related_name="tasks")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="tasks"
+    )
+    retry_of = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="+")
+
+    # Inputs, as the user gave them and as normalised by the submit form.
+    prompt = models.TextField()
+    sent_prompt = models.TextField(help_text="The prompt as sent upstream.")
+    ask_for_n = models.BooleanField(default=True)
+    size = models.CharField(max_length=10, default="auto", help_text="Aspect ratio or auto.")
+    quality = models.CharField(max_length=2, default="2K")
+    custom_width = models.PositiveIntegerField(null=True, blank=True)
+    custom_height = models.PositiveIntegerField(null=True, blank=True)
+    n = models.PositiveSmallIntegerField(default=1)
+    priority = models.CharField(max_length=10, default="standard")
+    callback_url = models.URLField(max_length=2048, blank=True)
+
+    # Upstream progress.
+    provider = models.CharField(max_length=20)
+    upstream_id = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    result_urls = models.JSONField(default=list, blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    retries = models.PositiveSmallIntegerField(default=0)
+    # Set before each create call and cleared once the answer is recorded: a value found on a
+    # queued task means a worker died mid-call, and the upstream may hold a task we never saw.
+    create_started_at = models.DateTimeField(null=True, blank=True)
+    uncertain_creates = models.PositiveSmallIntegerField(default=0)
+
+    # Scheduling: the row is the source of truth, jobs only nudge it.
+    next_check_at = models.DateTimeField(default=timezone.now)
+    deadline_at = models.DateTimeField()
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True)
+    storage_key = models.CharField(max_length=32, editable=False)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    running_at = models.DateTimeField(null=True, blank=True)
+    storing_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    price_per_image = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal(0))
+    reserved_cost = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal(0))
+    final_cost = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["team", "-created_at"], name="task_team_recent"),
+            models.Index(fields=["status", "next_check_at"], name="task_sweep"),
+        ]
+
+    def __str__(self):
+        return f"{self.prompt[:40]} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        if not self.storage_key:
+            self.storage_key = secrets.token_hex(8)
+        if not self.deadline_at:
+            self.deadline_at = timezone.now() + timedelta(seconds=settings.TASK_DEADLINE_SECONDS)
+        super().save(*args, **kwargs)
+
+    @property
+    def is_final(self):
+        return self.status in FINAL_STATES
+
+    @property
+    def pixel_size(self):
+        from gallery.options import pixel_size
+
+        if self.custom_width:
+            return (self.custom_width, self.custom_height)
+        return pixel_size(self.size, self.quality)
+
+    def move_to(self, new_status, **fields):
+        """Moves to a new state if the move is legal and nobody moved the row meanwhile.
+
+        Raises IllegalTransition for a move the lifecycle forbids; returns False when the row
+        in the database is no longer in the state this object was loaded in (another process
+        moved it), True when the move happened.
+        """
+        if not can_move(self.status, new_status):
+            raise IllegalTransition(f"A {self.status} task cannot become {new_status}.")
+        now = timezone.now()
+        fields["status"] = new_status
+        fields["updated_at"] = now
+        if stamp := STATE_TIMESTAMPS.get(new_status):
+            fields.setdefault(stamp, now)
+        moved = GenerationTask.objects.filter(pk=self.pk, status=self.status).update(**fields)
+        if moved:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(moved)
+
+    def update_fields(self, **fields):
+        """Records progress without a state change (and bumps the history's version)."""
+        fields["updated_at"] = timezone.now()
+        GenerationTask.objects.filter(pk=self.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def take_lease(self):
+        """Claims the task for one worker until the lease expires; False if someone has it."""
+        now = timezone.now()
+        token = secrets.token_hex(8)
+        until = now + timedelta(seconds=settings.TASK_LEASE_SECONDS)
+        taken = (
+            GenerationTask.objects.filter(pk=self.pk)
+            .lease_free(now)
+            .update(lease_until=until, lease_token=token)
+        )
+        if taken:
+            self.lease_until, self.lease_token = until, token
+        return bool(taken)
+
+    def extend_lease(self):
+        until = timezone.now() + timedelta(seconds=settings.TASK_LEASE_SECONDS)
+        GenerationTask.objects.filter(pk=self.pk, lease_token=self.lease_token).update(
+            lease_until=until
+        )
+
+    def release_lease(self):
+        GenerationTask.objects.filter(pk=self.pk, lease_token=self.lease_token).update(
+            lease_until=None, lease_token=""
+        )
+
+    def images_expected_name(self, index, suffix):
+        """Deterministic storage names, so a crashed store is overwritten, not duplicated."""
+        day = self.created_at.strftime("%Y/%m/%d")
+        return f"results/{self.team_id}/{day}/{self.storage_key}-{index}{suffix}"
+
+
+class ReferenceImage(models.Model):
+    task = models.ForeignKey(GenerationTask, models.CASCADE, related_name="references")
+    team = models.ForeignKey(Team, models.CASCADE, related_name="+")
+    position = models.PositiveSmallIntegerField()
+    file = models.FileField(max_length=255)
+    original_name = models.CharField(max_length=255, blank=True)
+    format = models.CharField(max_length=10)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    upstream_file_id = models.CharField(max_length=200, blank=True)
+    upstream_url = models.URLField(max_length=2048, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint("task", "position", name="reference_position")]
+
+    def __str__(self):
+        return f"Reference {self.position} of {self.task_id}"
+
+
+class ImageQuerySet(models.QuerySet):
+    def for_team(self, team):
+        return self.filter(team=team)
+
+
+class GalleryImage(models.Model):
+    team = models.ForeignKey(Team, models.CASCADE, related_name="images")
+    task = models.ForeignKey(GenerationTask, models.CASCADE, related_name="images")
+    index = models.PositiveSmallIntegerField()
+    file = models.FileField(max_length=255)
+    thumbnail = models.FileField(max_length=255)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=10)
+    bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    favourite = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint("task", "index", name="image_task_index")]
+        indexes = [models.Index(fields=["team", "created_at", "id"], name="image_keyset")]
+
+    def __str__(self):
+        return f"Image {self.index} of {self.task_id}"
+
+    @property
+    def content_type(self):
+        return {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(
+            self.format, "application/octet-stream"
+        )
+
+
+class WorkerHeartbeat(models.Model):
+    """Each worker process writes here; a RUNNING job whose worker is silent was orphaned."""
+
+    worker_id = models.CharField(max_length=64, primary_key=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.hostname}:{self.pid}"
+
+
+class SandboxRun(models.Model):
+    """The sandbox provider's own record of a simulated upstream task."""
+
+    id = models.CharField(max_length=64, primary_key=True)
+    client_ref = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    params = models.JSONField()
+
+    def __str__(self):
+        return self.id

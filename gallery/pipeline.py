@@ -1,0 +1,417 @@
+"""The task workflow: submit, follow, store, finish. It crosses the database, upstream HTTP and
+storage, so it lives here rather than on a model.
+
+The GenerationTask row is the source of truth and jobs only nudge it: `advance` takes the task's
+lease, does the next step for its state, records the result and schedules the next check. Every
+step is idempotent, no network call happens inside a transaction, and the sweeper re-enqueues
+any task whose job was lost, so a worker killed at any point loses nothing.
+"""
+
+import logging
+import random
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from gallery import images
+from gallery.forms import sent_prompt
+from gallery.models import GalleryImage, GenerationTask, ReferenceImage, Status
+from gallery.providers import ProviderError, default_provider_name, get_provider, price_per_image
+
+log = logging.getLogger(__name__)
+EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
+
+
+class RetryLater(Exception):
+    """A passing problem (network, full disk): the step runs again at the next check."""
+
+
+# Submit ---------------------------------------------------------------------------------------
+
+
+def submit(team, user, cleaned, retry_of=None):
+    """Creates the task and stores its references in one go, then enqueues it after commit.
+
+    On any failure nothing remains: the transaction rolls back and stored files are deleted.
+    """
+    provider = default_provider_name()
+    price = Decimal(str(price_per_image(provider)))
+    custom = cleaned.get("custom_size")
+    stored = []
+    try:
+        with transaction.atomic():
+            task = GenerationTask.objects.create(
+                team=team,
+                created_by=user,
+                retry_of=retry_of,
+                prompt=cleaned["prompt"],
+                sent_prompt=sent_prompt(cleaned["prompt"], cleaned["n"], cleaned["ask_for_n"]),
+                ask_for_n=cleaned["ask_for_n"],
+                size=cleaned["size"],
+                quality=cleaned["quality"],
+                custom_width=custom[0] if custom else None,
+                custom_height=custom[1] if custom else None,
+                n=cleaned["n"],
+                priority=cleaned["priority"],
+                provider=provider,
+                price_per_image=price,
+                reserved_cost=price * cleaned["n"],
+            )
+            for position, ref in enumerate(cleaned["references"]):
+                name = reference_name(task, ref.info.format)
+                stored.append(default_storage.save(name, ContentFile(ref.data)))
+                ReferenceImage.objects.create(
+                    task=task,
+                    team=team,
+                    position=position,
+                    file=stored[-1],
+                    original_name=ref.name[:255],
+                    format=ref.info.format,
+                    width=ref.info.width,
+                    height=ref.info.height,
+                    bytes=ref.info.bytes,
+                    sha256=ref.info.sha256,
+                )
+            transaction.on_commit(lambda: enqueue(task.pk))
+    except BaseException:
+        for name in stored:
+            default_storage.delete(name)
+        raise
+    return task
+
+
+def retry(task, user):
+    """A failed task's retry is a new task with the same inputs (SPEC §8)."""
+    refs = [
+        _StoredReference(ref.original_name, _read(ref.file), images.inspect_image(_read(ref.file)))
+        for ref in task.references.all()
+    ]
+    cleaned = {
+        "prompt": task.prompt,
+        "ask_for_n": task.ask_for_n,
+        "size": task.size,
+        "quality": task.quality,
+        "custom_size": (task.custom_width, task.custom_height) if task.custom_width else None,
+        "n": task.n,
+        "priority": task.priority,
+        "references": refs,
+    }
+    return submit(task.team, user, cleaned, retry_of=task)
+
+
+class _StoredReference:
+    def __init__(self, name, data, info):
+        self.name, self.data, self.info = name, data, info
+
+
+def _read(field):
+    with field.open("rb") as f:
+        return f.read()
+
+
+def reference_name(task, image_format):
+    day = task.created_at.strftime("%Y/%m/%d")
+    ext = EXTENSIONS.get(image_format, ".bin")
+    return f"references/{task.team_id}/{day}/{secrets.token_hex(12)}{ext}"
+
+
+def enqueue(task_id, run_after=None):
+    from gallery.tasks import advance
+
+    job = advance.using(run_after=run_after) if run_after else advance
+    job.enqueue(str(task_id))
+
+
+# Advance --------------------------------------------------------------------------------------
+
+
+def advance(task_id):
+    """Does the next step of one task, if no other worker is on it, and schedules the next."""
+    task = GenerationTask.objects.filter(pk=task_id).first()
+    if task is None or task.is_final or not task.take_lease():
+        return
+    try:
+        task.refresh_from_db()
+        if task.is_final:
+            return
+        try:
+            step(task)
+        except Exception as e:  # a bug or a broken database must not strand the task
+            log.exception("Task %s: step failed", task.pk)
+            task.update_fields(next_check_at=timezone.now() + timedelta(seconds=10), error_message=_plain(e))
+    finally:
+        task.release_lease()
+    if not task.is_final:
+        schedule(task)
+
+
+def schedule(task):
+    when = task.next_check_at
+    enqueue(task.pk, run_after=when if when > timezone.now() else None)
+
+
+def step(task):
+    if timezone.now() >= task.deadline_at:
+        finish_at_deadline(task)
+    elif task.status == Status.QUEUED:
+        create_upstream(task)
+    elif task.status in (Status.SUBMITTED, Status.RUNNING):
+        follow(task)
+    if task.status == Status.STORING:
+        store_results(task)
+
+
+def create_upstream(task):
+    provider = get_provider_or_fail(task)
+    if provider is None:
+        return
+    if task.create_started_at:
+        # A worker died during a create call: the upstream may hold a task we never heard of.
+        # Submit again, but only once, so a crash loop cannot keep paying for lost tasks.
+        if task.uncertain_creates >= 1:
+            fail(task, "lost_contact", "We lost contact with the provider twice while sending this task, so it was not sent again. Retry it when you are ready.")
+            return
+        log.warning("Task %s: earlier create may have reached the provider; resubmitting once", task.pk)
+        task.update_fields(uncertain_creates=task.uncertain_creates + 1)
+    try:
+        urls = deliver_references(task, provider)
+        task.update_fields(create_started_at=timezone.now())
+        created = provider.create(task, urls)
+    except ProviderError as e:
+        task.update_fields(create_started_at=None)
+        handle_error(task, e)
+        return
+    now = timezone.now()
+    task.move_to(
+        Status.SUBMITTED,
+        upstream_id=created.id,
+        create_started_at=None,
+        progress=created.progress,
+        next_check_at=now + timedelta(seconds=settings.TASK_FIRST_CHECK_SECONDS),
+        deadline_at=now + timedelta(seconds=settings.TASK_DEADLINE_SECONDS),
+    )
+
+
+def deliver_references(task, provider):
+    urls = []
+    for ref in task.references.all():
+        if not ref.upstream_url:
+            ref.upstream_file_id, ref.upstream_url = provider.deliver_reference(ref)
+            ref.save(update_fields=["upstream_file_id", "upstream_url"])
+        urls.append(ref.upstream_url)
+    return urls
+
+
+def follow(task):
+    provider = get_provider_or_fail(task)
+    if provider is None:
+        return
+    try:
+        upstream = provider.get(task.upstream_id)
+    except ProviderError as e:
+        if e.retryable:
+            task.update_fields(next_check_at=backoff(task, e.retry_after, attempt=2))
+        else:
+            fail(task, e.code, e.message)
+        return
+    now = timezone.now()
+    if upstream.status == "completed":
+        if not upstream.results:
+            handle_error(task, ProviderError.from_task_code("generation_failed_no_content"))
+            return
+        task.move_to(Status.STORING, result_urls=upstream.results, progress=100, next_check_at=now)
+    elif upstream.status == "failed":
+        handle_error(task, upstream.error or ProviderError.from_task_code(""))
+    else:
+        next_check = now + timedelta(seconds=settings.TASK_CHECK_SECONDS * random.uniform(1, 5 / 3))
+        if upstream.status == "processing" and task.status == Status.SUBMITTED:
+            task.move_to(Status.RUNNING, progress=upstream.progress, next_check_at=next_check)
+        else:
+            task.update_fields(progress=upstream.progress, next_check_at=next_check)
+
+
+def handle_error(task, error):
+    """Retryable errors go back to the queue with backoff (bounded); others end the task."""
+    if not error.retryable or task.retries >= settings.TASK_MAX_RETRIES:
+        message = error.message
+        if error.retryable:
+            message = f"{message} We tried {task.retries + 1} times; please retry later."
+        fail(task, error.code, message)
+        return
+    fields = dict(
+        retries=task.retries + 1,
+        next_check_at=backoff(task, error.retry_after),
+        error_code=error.code,
+        error_message=f"{error.message} Trying again…",
+    )
+    if task.status == Status.QUEUED:
+        task.update_fields(**fields)
+    else:
+        task.move_to(Status.QUEUED, upstream_id="", progress=0, result_urls=[], **fields)
+
+
+def backoff(task, retry_after=None, attempt=None):
+    """Exponential backoff with jitter; an upstream's Retry-After wins when it is longer."""
+    attempt = attempt or task.retries + 1
+    delay = min(60.0, settings.TASK_CHECK_SECONDS * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+    delay = max(delay, float(retry_after or 0))
+    return timezone.now() + timedelta(seconds=delay)
+
+
+def get_provider_or_fail(task):
+    try:
+        return get_provider(task.provider)
+    except ProviderError as e:
+        fail(task, e.code, e.message)
+        return None
+
+
+# Store ----------------------------------------------------------------------------------------
+
+
+def store_results(task):
+    """Downloads and stores each result not stored yet, then completes the task."""
+    provider = get_provider(task.provider)
+    stored = set(task.images.values_list("index", flat=True))
+    errors = {}
+    for index, url in enumerate(task.result_urls):
+        if index in stored:
+            continue
+        try:
+            store_one(task, provider, index, url)
+        except RetryLater as e:
+            task.update_fields(next_check_at=backoff(task, attempt=2), error_message=str(e))
+            return
+        except (ProviderError, images.InvalidImage, images.TooLarge) as e:
+            errors[index] = _plain(e)
+            log.warning("Task %s: result %s not stored: %s", task.pk, index, e)
+        task.extend_lease()
+    complete(task, errors)
+
+
+def store_one(task, provider, index, url):
+    try:
+        with provider.open_result(url) as chunks:
+            tmp, size, digest = images.read_capped(chunks, settings.MAX_RESULT_BYTES)
+    except ProviderError as e:
+        if e.retryable:
+            raise RetryLater(e.message) from e
+        raise
+    with tmp:
+        info = images.inspect_image(tmp.read())
+        tmp.seek(0)
+        thumbnail = images.make_thumbnail(tmp)
+        tmp.seek(0)
+        name = task.images_expected_name(index, EXTENSIONS.get(info.format, ".bin"))
+        thumb_name = task.images_expected_name(index, ".thumb.webp")
+        try:
+            save_exactly(name, File(tmp))
+            save_exactly(thumb_name, ContentFile(thumbnail))
+        except OSError as e:
+            raise RetryLater(f"Could not save the images ({e.strerror or e}). Retrying…") from e
+    try:
+        GalleryImage.objects.create(
+            team_id=task.team_id,
+            task=task,
+            index=index,
+            file=name,
+            thumbnail=thumb_name,
+            width=info.width,
+            height=info.height,
+            format=info.format,
+            bytes=size,
+            sha256=digest,
+        )
+    except IntegrityError:
+        # Another worker stored this very image meanwhile, under the same names: one row stays.
+        pass
+
+
+def save_exactly(name, content):
+    """Saves under this exact name, replacing what a crashed earlier attempt left there."""
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    saved = default_storage.save(name, content)
+    if saved != name:
+        default_storage.delete(saved)
+        raise OSError(f"storage renamed {name} to {saved}")
+
+
+def complete(task, errors):
+    count = task.images.count()
+    if count == 0:
+        fail(task, "download_failed", "The provider finished, but none of its images could be downloaded. Retry the task.")
+        return
+    message = ""
+    if errors:
+        message = f"{len(errors)} of {len(task.result_urls)} images could not be downloaded from the provider."
+    task.move_to(
+        Status.COMPLETED,
+        final_cost=task.price_per_image * count,
+        progress=100,
+        error_message=message,
+    )
+    cleanup(task)
+
+
+# Finish ---------------------------------------------------------------------------------------
+
+
+def fail(task, code, message):
+    if task.move_to(Status.FAILED, error_code=code or "", error_message=message, final_cost=_cost(task)):
+        cleanup(task)
+
+
+def finish_at_deadline(task):
+    """Past the deadline: keep whatever was stored, otherwise fail with "timed out"."""
+    if task.status == Status.STORING and task.images.exists():
+        complete(task, {})
+    else:
+        detail = f" Last problem: {task.error_message}" if task.error_message else ""
+        fail(task, "timed_out", f"Timed out: the task did not finish within {settings.TASK_DEADLINE_SECONDS // 60} minutes.{detail}")
+
+
+def cancel(task):
+    """Stops following the task (no upstream cancel endpoint exists); stored images stay."""
+    if task.move_to(Status.CANCELLED, final_cost=_cost(task)):
+        cleanup(task)
+        return True
+    return False
+
+
+def _cost(task):
+    return task.price_per_image * task.images.count()
+
+
+def cleanup(task):
+    """After a final state: forget upstream reference files and files of half-stored images."""
+    try:
+        provider = get_provider(task.provider)
+    except ProviderError:
+        provider = None
+    for ref in task.references.exclude(upstream_file_id=""):
+        try:
+            if provider:
+                provider.delete_reference(ref.upstream_file_id)
+            ReferenceImage.objects.filter(pk=ref.pk).update(upstream_file_id="")
+        except ProviderError:
+            log.warning("Task %s: upstream file %s not deleted", task.pk, ref.upstream_file_id)
+    stored = set(task.images.values_list("index", flat=True))
+    for index in range(len(task.result_urls)):
+        if index in stored:
+            continue
+        for suffix in (*EXTENSIONS.values(), ".thumb.webp"):
+            name = task.images_expected_name(index, suffix)
+            if default_storage.exists(name):
+                default_storage.delete(name)
+
+
+def _plain(error):
+    return getattr(error, "message", None) or str(error) or error.__class__.__name__

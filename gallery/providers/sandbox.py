@@ -1,0 +1,134 @@
+"""The offline sandbox provider: real images drawn with Pillow, simulated queue and progress.
+
+Markers in the prompt make it misbehave like the upstream (documented in README.md):
+  [sandbox:fail=CODE]   the task fails with that upstream error code (e.g. content_policy_violation)
+  [sandbox:http=STATUS] creating the task answers that HTTP status (429, 500, 502, 503 retryable)
+  [sandbox:flaky]       the first attempt fails with service_error, the next one succeeds
+  [sandbox:slow=SECONDS] generation takes that long (default 120 s)
+  [sandbox:fewer=K]     produces only K images (n is an upper bound upstream too)
+"""
+
+import re
+import uuid
+from contextlib import contextmanager
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+from gallery import images, options
+from gallery.models import ReferenceImage, SandboxRun
+
+from .base import ProviderError, UpstreamTask
+
+MARKER = re.compile(r"\[sandbox:(fail|http|flaky|slow|fewer)(?:=([\w.]+))?\]")
+HTTP_ERRORS = {
+    400: ("invalid_request_error", False),
+    401: ("authentication_error", False),
+    402: ("insufficient_quota_error", False),
+    403: ("permission_error", False),
+    429: ("rate_limit_error", True),
+    500: ("internal_server_error", True),
+    502: ("upstream_error", True),
+    503: ("service_unavailable_error", True),
+}
+CHUNK = 256 * 1024
+
+
+def markers(prompt):
+    return {name: value for name, value in MARKER.findall(prompt)}
+
+
+def output_size(task):
+    if task.custom_width:
+        return task.custom_width, task.custom_height
+    ratio = task.size
+    if ratio == "auto":
+        first = task.references.first()
+        ratio = options.nearest_ratio(first.width, first.height) if first else "1:1"
+    return options.pixel_size(ratio, task.quality)
+
+
+class SandboxProvider:
+    name = "sandbox"
+
+    def price(self, quality):
+        return Decimal(str(settings.PRICE_PER_IMAGE["sandbox"]))
+
+    def deliver_reference(self, reference):
+        return "", f"sandbox://reference/{reference.pk}"
+
+    def delete_reference(self, file_id):
+        pass
+
+    def create(self, task, reference_urls):
+        found = markers(task.prompt)
+        if "http" in found:
+            status = int(found["http"]) if found["http"].isdigit() else 500
+            kind, retryable = HTTP_ERRORS.get(status, ("internal_server_error", True))
+            raise ProviderError(
+                f"The sandbox answered HTTP {status} ({kind}).",
+                code=kind,
+                retryable=retryable,
+            )
+        attempt = SandboxRun.objects.filter(client_ref=str(task.pk)).count() + 1
+        failure = found.get("fail", "")
+        if "flaky" in found and attempt == 1:
+            failure = "service_error"
+        width, height = output_size(task)
+        count = min(task.n, int(found["fewer"])) if found.get("fewer", "").isdigit() else task.n
+        run = SandboxRun.objects.create(
+            id=f"sandbox-{uuid.uuid4().hex}",
+            client_ref=str(task.pk),
+            params={
+                "prompt": task.sent_prompt,
+                "width": width,
+                "height": height,
+                "count": count,
+                "failure": failure,
+                "run_seconds": float(found["slow"]) if found.get("slow", "").replace(".", "").isdigit()
+                else (120.0 if "slow" in found else settings.SANDBOX_RUN_SECONDS),
+                "references": [url.rsplit("/", 1)[-1] for url in reference_urls],
+            },
+        )
+        return UpstreamTask(id=run.id, status="pending")
+
+    def get(self, upstream_id):
+        run = SandboxRun.objects.filter(pk=upstream_id).first()
+        if run is None:
+            raise ProviderError.from_task_code("resource_not_found")
+        params = run.params
+        elapsed = (timezone.now() - run.created_at).total_seconds() - settings.SANDBOX_QUEUE_SECONDS
+        if elapsed < 0:
+            return UpstreamTask(id=run.id, status="pending")
+        if elapsed < params["run_seconds"]:
+            return UpstreamTask(id=run.id, status="processing", progress=int(100 * elapsed / params["run_seconds"]))
+        if params["failure"]:
+            return UpstreamTask(id=run.id, status="failed", error=ProviderError.from_task_code(params["failure"]))
+        results = [f"sandbox://{run.id}/{k}" for k in range(params["count"])]
+        return UpstreamTask(id=run.id, status="completed", progress=100, results=results)
+
+    @contextmanager
+    def open_result(self, url):
+        run_id, _, index = url.removeprefix("sandbox://").partition("/")
+        run = SandboxRun.objects.filter(pk=run_id).first()
+        if run is None or not index.isdigit() or int(index) >= run.params["count"]:
+            raise ProviderError("The sandbox has no such image.", code="result_not_found")
+        params = run.params
+        stored = ReferenceImage.objects.in_bulk([int(pk) for pk in params["references"]])
+        references = []
+        for pk in params["references"]:
+            if ref := stored.get(int(pk)):
+                with ref.file.open("rb") as f:
+                    references.append(f.read())
+        data = images.render_sandbox_image(
+            params["prompt"], params["width"], params["height"], references, int(index), params["count"]
+        )
+        yield (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
+
+    @staticmethod
+    def expire_before(moment=None):
+        """Forgets simulated runs older than a day (the upstream's links die after 24 h too)."""
+        moment = moment or timezone.now() - timedelta(days=1)
+        SandboxRun.objects.filter(created_at__lt=moment).delete()

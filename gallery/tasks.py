@@ -1,0 +1,10 @@
+"""Background jobs, through the tasks API: thin wrappers around the pipeline."""
+
+from django_tasks import task
+
+from gallery import pipeline
+
+
+@task()
+def advance(task_id):
+    pipeline.advance(task_id)

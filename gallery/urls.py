@@ -1,0 +1,56 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from gallery.views import accounts, errors, media, pages, studio, teams
+
+urlpatterns = [
+    path("", studio.studio, name="studio"),
+    path("tasks/<uuid:task_id>/", studio.task_detail, name="task_detail"),
+    path("gallery/", pages.gallery, name="gallery"),
+    path("usage/", pages.usage, name="usage"),
+    path("api/", pages.api, name="api"),
+    path("media/image/<int:image_id>/", media.original, name="image_original"),
+    path("media/image/<int:image_id>/thumb/", media.thumbnail, name="image_thumbnail"),
+    path("media/reference/<int:reference_id>/", media.reference, name="reference_file"),
+    # Accounts
+    path("welcome/", accounts.welcome, name="welcome"),
+    path("signup/", accounts.signup, name="signup"),
+    path("login/", accounts.login, name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "password/change/",
+        auth_views.PasswordChangeView.as_view(success_url="/password/change/done/"),
+        name="password_change",
+    ),
+    path(
+        "password/change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path("password/reset/", accounts.password_reset, name="password_reset"),
+    path(
+        "password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(success_url="/password/reset/complete/"),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password/reset/complete/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    # Teams
+    path("team/", teams.members, name="team_members"),
+    path("team/invite/", teams.invite, name="team_invite"),
+    path("team/invites/<int:invite_id>/revoke/", teams.revoke_invite, name="team_invite_revoke"),
+    path("team/members/<int:membership_id>/role/", teams.change_role, name="team_change_role"),
+    path("team/members/<int:membership_id>/remove/", teams.remove_member, name="team_remove"),
+    path("team/leave/", teams.leave, name="team_leave"),
+    path("teams/new/", teams.create, name="team_create"),
+    path("teams/switch/", teams.switch, name="team_switch"),
+    path("invite/<str:token>/", teams.accept_invite, name="invite_accept"),
+]

@@ -1,0 +1,39 @@
+"""Sections whose full pages come with later work; each says plainly what it will hold."""
+
+from django.shortcuts import render
+
+from gallery.access import team_required
+from gallery.models import GalleryImage
+
+
+@team_required
+def gallery(request):
+    images = GalleryImage.objects.for_team(request.team).select_related("task")[:60]
+    count = GalleryImage.objects.for_team(request.team).count()
+    return render(request, "gallery/gallery.html", {"images": images, "count": count})
+
+
+@team_required
+def usage(request):
+    return render(
+        request,
+        "gallery/not_built.html",
+        {
+            "title": "Usage",
+            "what": "Spend by day and by member for a chosen month, with a chart, a table and CSV export, and the team's monthly budget.",
+            "now": "Each task's cost is shown in the studio's history today.",
+        },
+    )
+
+
+@team_required
+def api(request):
+    return render(
+        request,
+        "gallery/not_built.html",
+        {
+            "title": "API",
+            "what": "Team API keys and an EvoLink-compatible endpoint (POST /v1/images/generations, GET /v1/tasks/{id}) with curl examples for this team.",
+            "now": "The API is not available on this instance yet.",
+        },
+    )

@@ -1,0 +1,169 @@
+from django.contrib import messages
+from django.contrib.auth import login as auth_login
+from django.contrib.auth.decorators import login_required
+from django.core.mail import send_mail
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from gallery.access import get_for_team, manager_required, team_required
+from gallery.account_forms import AccountForm, InviteForm, RoleForm, TeamForm
+from gallery.middleware import switch_team
+from gallery.models import Invite, InviteError, LastOwnerError, Membership, Team
+from gallery.views.accounts import BACKEND
+
+
+@team_required
+def members(request):
+    ctx = {
+        "members": request.team.memberships.select_related("user").order_by("created_at"),
+        "invites": request.team.invites.pending().select_related("created_by"),
+        "invite_form": InviteForm(membership=request.membership),
+        "new_invite_link": request.session.pop("new_invite_link", None),
+    }
+    return render(request, "teams/members.html", ctx)
+
+
+@manager_required
+@require_POST
+def invite(request):
+    form = InviteForm(request.POST, membership=request.membership)
+    if not form.is_valid():
+        for error in form.errors.values():
+            messages.error(request, error[0])
+        return redirect("team_members")
+    new_invite, token = Invite.create(
+        request.team, request.user, role=form.cleaned_data["role"], email=form.cleaned_data["email"]
+    )
+    link = request.build_absolute_uri(reverse("invite_accept", args=[token]))
+    if new_invite.email:
+        send_mail(
+            f"{request.user.display_name} invited you to {request.team.name} on Seedream Studio",
+            f"Join the team here (the link works once and expires in 7 days):\n\n{link}\n",
+            None,
+            [new_invite.email],
+        )
+    # Shown once on the next page; only the token's hash is kept.
+    request.session["new_invite_link"] = link
+    messages.success(request, "Invite link created. Copy it now: it is shown only once.")
+    return redirect("team_members")
+
+
+@manager_required
+@require_POST
+def revoke_invite(request, invite_id):
+    pending = get_for_team(request, Invite.objects.pending(), pk=invite_id)
+    pending.revoked_at = timezone.now()
+    pending.save(update_fields=["revoked_at"])
+    messages.success(request, "Invite withdrawn: its link no longer works.")
+    return redirect("team_members")
+
+
+@manager_required
+@require_POST
+def change_role(request, membership_id):
+    target = get_for_team(request, Membership, pk=membership_id)
+    form = RoleForm(request.POST, membership=request.membership)
+    if not request.membership.can_change(target):
+        messages.error(request, "Only an owner can change an owner's role.")
+    elif not form.is_valid():
+        messages.error(request, form.errors["role"][0])
+    else:
+        try:
+            target.change_role(form.cleaned_data["role"])
+            messages.success(request, f"{target.user.display_name} is now {target.get_role_display().lower()}.")
+        except LastOwnerError as e:
+            messages.error(request, str(e))
+    return redirect("team_members")
+
+
+@manager_required
+@require_POST
+def remove_member(request, membership_id):
+    target = get_for_team(request, Membership, pk=membership_id)
+    if target == request.membership:
+        return leave(request)
+    if not request.membership.can_change(target):
+        messages.error(request, "Only an owner can remove an owner.")
+        return redirect("team_members")
+    try:
+        target.remove()
+        messages.success(request, f"{target.user.display_name} was removed from {request.team.name}.")
+    except LastOwnerError as e:
+        messages.error(request, str(e))
+    return redirect("team_members")
+
+
+@team_required
+@require_POST
+def leave(request):
+    team = request.team
+    try:
+        request.membership.remove()
+    except LastOwnerError as e:
+        messages.error(request, str(e))
+        return redirect("team_members")
+    messages.success(request, f"You left {team.name}.")
+    return redirect("studio")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def create(request):
+    form = TeamForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        team = Team.create_with_owner(form.cleaned_data["name"], request.user)
+        switch_team(request, team)
+        messages.success(request, f"{team.name} is ready. Invite your teammates from the Team page.")
+        return redirect("studio")
+    return render(request, "teams/create.html", {"form": form})
+
+
+@login_required
+@require_POST
+def switch(request):
+    membership = get_object_or_404(request.user.memberships, team_id=request.POST.get("team") or 0)
+    switch_team(request, membership.team)
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}) or "/tasks/" in next_url:
+        next_url = reverse("studio")
+    return redirect(next_url)
+
+
+@require_http_methods(["GET", "POST"])
+def accept_invite(request, token):
+    """An invite link: join as the signed-in person, or create an account and join."""
+    found = Invite.objects.by_token(token).select_related("team").first()
+    problem = found.problem() if found else "This invite link is not valid. Check that you copied all of it."
+    if problem:
+        return render(request, "teams/invite_problem.html", {"problem": problem}, status=410 if found else 404)
+    if request.user.is_authenticated:
+        if found.team.memberships.filter(user=request.user).exists():
+            switch_team(request, found.team)
+            messages.info(request, f"You are already in {found.team.name}.")
+            return redirect("studio")
+        if request.method == "POST":
+            return _join(request, found, request.user)
+        return render(request, "teams/invite_accept.html", {"invite": found})
+    form = AccountForm(request.POST or None, initial={"email": found.email})
+    if request.method == "POST" and form.is_valid():
+        return _join(request, found, form.create_user)
+    return render(request, "teams/invite_signup.html", {"invite": found, "form": form})
+
+
+def _join(request, found, user_or_factory):
+    """Accepts the invite; a new account is created in the same transaction, or not at all."""
+    try:
+        with transaction.atomic():
+            user = user_or_factory() if callable(user_or_factory) else user_or_factory
+            found.accept(user)
+    except InviteError as e:
+        return render(request, "teams/invite_problem.html", {"problem": str(e)}, status=410)
+    if not request.user.is_authenticated:
+        auth_login(request, user, backend=BACKEND)
+    switch_team(request, found.team)
+    messages.success(request, f"Welcome to {found.team.name}!")
+    return redirect("studio")

@@ -1,0 +1,258 @@
+"""Seedream Studio settings.
+
+Every setting is read from the environment here and nowhere else, with safe local defaults:
+SQLite, files on local disk, the database task queue and the offline sandbox provider.
+A malformed value stops start-up with a message that names the variable.
+"""
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name, default=""):
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
+
+
+def env_number(name, default, kind=int, minimum=None):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a {kind.__name__}, not {value!r}.") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value!r}.")
+    return number
+
+
+def env_list(name, default):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_url(name, default="", schemes=("http", "https")):
+    value = os.environ.get(name, default)
+    if value:
+        parsed = urlparse(value)
+        if parsed.scheme not in schemes or not parsed.netloc:
+            raise ImproperlyConfigured(
+                f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, "
+                f"not {value!r}."
+            )
+    return value.rstrip("/")
+
+
+def local_secret_key():
+    """The key from an untracked file next to manage.py, created on first start."""
+    path = BASE_DIR / ".secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_str("SECRET_KEY") or local_secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# A public HTTPS address lets upstreams call back; it also marks a real deployment.
+STUDIO_PUBLIC_URL = env_url("STUDIO_PUBLIC_URL")
+ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)
+
+INSTALLED_APPS = [
+    "gallery",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "template_partials",
+    "django_tasks",
+    "django_tasks_db",
+    "axes",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "gallery.middleware.OnboardingMiddleware",
+    "gallery.middleware.CurrentTeamMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "seedream_site.urls"
+WSGI_APPLICATION = "seedream_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "gallery.context_processors.current_team",
+            ],
+        },
+    },
+]
+
+# Database: SQLite next to manage.py unless DATABASE_URL says otherwise.
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+except ValueError as e:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL we understand: {e}") from None
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # WAL lets the web server read while the worker writes; IMMEDIATE takes the write lock at
+    # BEGIN, so a transaction waits (busy timeout) instead of failing half-way with
+    # "database is locked" when it upgrades from a read to a write.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # Tests need a file (not :memory:) so worker subprocesses see the same database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "gallery.User"
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "gallery.auth.EmailOrUsernameBackend",
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "studio"
+LOGOUT_REDIRECT_URL = "login"
+
+# Lockout after repeated failed logins (per address and account name).
+AXES_FAILURE_LIMIT = env_number("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_number("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_USERNAME_CALLABLE = "gallery.auth.axes_username"
+AXES_VERBOSE = False
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = STUDIO_PUBLIC_URL.startswith("https://")
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Serve straight from the source folders: no collectstatic step for `make run` or tests.
+WHITENOISE_USE_FINDERS = True
+
+# Files go through the storage API only, so S3-compatible storage is one setting away.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+MEDIA_URL = "/media/"  # never served directly: media views check team membership
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Background jobs through the tasks API; the database is the queue by default.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+if env_str("TASKS_BACKEND", "database") == "immediate":
+    TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+elif env_str("TASKS_BACKEND", "database") != "database":
+    raise ImproperlyConfigured("TASKS_BACKEND must be 'database' or 'immediate'.")
+
+# E-mail: printed to the console unless an SMTP host is set.
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_number("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Seedream Studio <studio@localhost>")
+
+INVITE_DAYS = 7
+
+# Upstream providers. Without an EvoLink key the offline sandbox provider is used.
+EVOLINK_API_KEY = env_str("EVOLINK_API_KEY")
+EVOLINK_BASE_URL = env_url("EVOLINK_BASE_URL", "https://api.evolink.ai")
+EVOLINK_FILES_URL = env_url("EVOLINK_FILES_URL", "https://files-api.evolink.ai")
+PRICE_PER_IMAGE = {
+    "sandbox": env_number("SANDBOX_PRICE_PER_IMAGE", 0.0, kind=float, minimum=0),
+    "evolink": env_number("EVOLINK_PRICE_PER_IMAGE", 0.0222, kind=float, minimum=0),
+}
+# Sandbox timing: seconds in the simulated queue and seconds of simulated generation.
+SANDBOX_QUEUE_SECONDS = env_number("SANDBOX_QUEUE_SECONDS", 1.5, kind=float, minimum=0)
+SANDBOX_RUN_SECONDS = env_number("SANDBOX_RUN_SECONDS", 4.0, kind=float, minimum=0)
+
+# The task lifecycle (SPEC §8).
+TASK_DEADLINE_SECONDS = env_number("TASK_DEADLINE_SECONDS", 15 * 60, minimum=1)
+TASK_LEASE_SECONDS = env_number("TASK_LEASE_SECONDS", 120, minimum=1)
+TASK_FIRST_CHECK_SECONDS = env_number("TASK_FIRST_CHECK_SECONDS", 3.0, kind=float, minimum=0)
+TASK_CHECK_SECONDS = env_number("TASK_CHECK_SECONDS", 3.0, kind=float, minimum=0)
+TASK_MAX_RETRIES = env_number("TASK_MAX_RETRIES", 3, minimum=0)
+SWEEP_SECONDS = env_number("SWEEP_SECONDS", 30.0, kind=float, minimum=0.1)
+SWEEP_GRACE_SECONDS = env_number("SWEEP_GRACE_SECONDS", 30.0, kind=float, minimum=0)
+WORKER_HEARTBEAT_SECONDS = env_number("WORKER_HEARTBEAT_SECONDS", 10.0, kind=float, minimum=0.1)
+MAX_RESULT_BYTES = env_number("MAX_RESULT_BYTES", 64 * 1024 * 1024, minimum=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"gallery": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")}},
+}

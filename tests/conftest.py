@@ -1,0 +1,90 @@
+import os
+
+import pytest
+from django.core.files.storage import default_storage
+
+from gallery.models import Membership, Role, Team, User
+
+# Playwright's sync API runs an event loop in the test thread; Django's ORM must still work there.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _media_storage(settings, tmp_path):
+    """Every test stores files in its own temporary folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    default_storage._wrapped = None  # re-read MEDIA_ROOT
+    yield
+    default_storage._wrapped = None
+
+
+@pytest.fixture(autouse=True)
+def _fast_settings(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.SANDBOX_QUEUE_SECONDS = 0
+    settings.SANDBOX_RUN_SECONDS = 0
+    settings.TASK_FIRST_CHECK_SECONDS = 0
+    settings.TASK_CHECK_SECONDS = 0.2
+    settings.AXES_ENABLED = True
+
+
+def make_user(username, email=None, password=PASSWORD, **extra):
+    user = User(username=username, email=email or f"{username}@example.com", **extra)
+    user.set_password(password)
+    user.save()
+    return user
+
+
+def make_team(name, owner, *members):
+    team = Team.create_with_owner(name, owner)
+    for user, role in members:
+        Membership.objects.create(team=team, user=user, role=role)
+    return team
+
+
+@pytest.fixture
+def alice(db):
+    """Owner of the Studio team."""
+    return make_user("alice", first_name="Alice")
+
+
+@pytest.fixture
+def bob(db):
+    """Alice's teammate (member)."""
+    return make_user("bob", first_name="Bob")
+
+
+@pytest.fixture
+def charlie(db):
+    """An outsider: owner of another team."""
+    return make_user("charlie", first_name="Charlie")
+
+
+@pytest.fixture
+def team(alice, bob):
+    return make_team("Studio", alice, (bob, Role.MEMBER))
+
+
+@pytest.fixture
+def other_team(charlie):
+    return make_team("Rivals", charlie)
+
+
+@pytest.fixture
+def client_alice(client, alice, team):
+    client.force_login(alice, backend="gallery.auth.EmailOrUsernameBackend")
+    return client
+
+
+@pytest.fixture
+def client_bob(client, bob, team):
+    client.force_login(bob, backend="gallery.auth.EmailOrUsernameBackend")
+    return client
+
+
+@pytest.fixture
+def client_charlie(client, charlie, other_team):
+    client.force_login(charlie, backend="gallery.auth.EmailOrUsernameBackend")
+    return client
