@@ -180,10 +180,8 @@ class SubmitForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for field in ("size", "quality", "priority"):
-            self.fields[field].error_messages["invalid_choice"] = (
-                f"Choose one of the offered {self.fields[field].label.lower()} values."
-            )
+        for field, what in (("size", "aspect ratio"), ("quality", "quality"), ("priority", "priority")):
+            self.fields[field].error_messages["invalid_choice"] = f"Choose one of the offered {what} values."
 
     def clean_prompt(self):
         return clean_prompt(self.cleaned_data.get("prompt"))

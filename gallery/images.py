@@ -10,6 +10,7 @@ import tempfile
 import textwrap
 import unicodedata
 import warnings
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -106,8 +107,10 @@ def prepare_for_upstream(data: bytes) -> tuple[bytes, str]:
         if im.format in JPEG_FORMATS:
             ImageOps.exif_transpose(im).save(out, "JPEG", quality=95, icc_profile=icc_profile, comment=b"")
             return out.getvalue(), "image/jpeg"
-        # Everything else becomes a PNG, which is lossless (WEBP's alpha included).
-        (im if upright else ImageOps.exif_transpose(im)).save(out, "PNG", icc_profile=icc_profile)
+        # Everything else becomes a PNG, which is lossless (WEBP's alpha included). Level 3 is
+        # about 3× faster than the default 6 on a 6000 × 6000 photo, for ~10 % more bytes.
+        upright_im = im if upright else ImageOps.exif_transpose(im)
+        upright_im.save(out, "PNG", icc_profile=icc_profile, compress_level=3)
         return out.getvalue(), "image/png"
 
 
@@ -137,7 +140,7 @@ def _shrink(im, max_side):
     return im
 
 
-def read_capped(chunks, max_bytes: int):
+def read_capped(chunks: Iterable[bytes], max_bytes: int) -> tuple[tempfile.SpooledTemporaryFile, int, str]:
     """(file rewound to 0, size, SHA-256 hex) of a stream of byte chunks; raises TooLarge as soon
     as the stream passes max_bytes. Small files stay in memory, larger ones spill to disk."""
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)
@@ -165,7 +168,9 @@ def _human_bytes(count):
 # The sandbox provider's pictures: what was asked for, drawn so nobody mistakes it for a real one.
 
 
-def render_sandbox_image(prompt: str, width: int, height: int, references: list[bytes], index: int, n: int) -> bytes:
+def render_sandbox_image(
+    prompt: str, width: int, height: int, references: list[bytes], index: int, n: int
+) -> bytes:
     """PNG bytes of exactly width × height showing the prompt, the references and a SANDBOX mark;
     the same inputs always give the same bytes."""
     rng = random.Random(hashlib.sha256(f"{index}\0{prompt}".encode()).digest())
@@ -216,7 +221,8 @@ def _watermark(canvas, text):
     left, top, right, bottom = font.getbbox(text)
     mask = Image.new("L", (right - left, bottom - top))
     ImageDraw.Draw(mask).text((-left, -top), text, font=font, fill=80)
-    mask = mask.rotate(math.degrees(math.atan2(height, width)), expand=True, resample=Image.Resampling.BILINEAR)
+    angle = math.degrees(math.atan2(height, width))
+    mask = mask.rotate(angle, expand=True, resample=Image.Resampling.BILINEAR)
     canvas.paste("white", ((width - mask.width) // 2, (height - mask.height) // 2), mask)
 
 
@@ -245,7 +251,8 @@ def _prompt_text(draw, prompt, left, top, right, bottom, unit):
     y = top + ((bottom - top) - len(lines) * line_height) // 2
     for line in lines:
         x = left + ((right - left) - font.getlength(line)) / 2
-        draw.text((x, y), line, font=font, fill="white", stroke_width=max(1, size // 16), stroke_fill=(20, 20, 30))
+        draw.text((x, y), line, font=font, fill="white", stroke_width=max(1, size // 16),
+                  stroke_fill=(20, 20, 30))
         y += line_height
 
 

@@ -3,6 +3,7 @@ from django.contrib.auth import login as auth_login
 from django.contrib.auth.decorators import login_required
 from django.core.mail import send_mail
 from django.db import transaction
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -125,7 +126,10 @@ def create(request):
 @login_required
 @require_POST
 def switch(request):
-    membership = get_object_or_404(request.user.memberships, team_id=request.POST.get("team") or 0)
+    team_id = request.POST.get("team", "")
+    if not team_id.isascii() or not team_id.isdigit() or len(team_id) > 18:
+        raise Http404("No such team.")  # a forged id is a 404, never a 500
+    membership = get_object_or_404(request.user.memberships, team_id=team_id)
     switch_team(request, membership.team)
     next_url = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}) or "/tasks/" in next_url:
