@@ -93,6 +93,7 @@ class InviteForm(forms.Form):
     def __init__(self, *args, membership, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = [(r.value, r.label) for r in membership.assignable_roles()]
+        self.fields["role"].error_messages["invalid_choice"] = "You cannot give that role."
 
 
 class RoleForm(forms.Form):

@@ -297,6 +297,8 @@ def store_results(task):
 
 
 def store_one(task, provider, index, url):
+    if task.images.filter(index=index).exists():
+        return
     try:
         with provider.open_result(url) as chunks:
             tmp, size, digest = images.read_capped(chunks, settings.MAX_RESULT_BYTES)
@@ -317,18 +319,19 @@ def store_one(task, provider, index, url):
         except OSError as e:
             raise RetryLater(f"Could not save the images ({e.strerror or e}). Retrying…") from e
     try:
-        GalleryImage.objects.create(
-            team_id=task.team_id,
-            task=task,
-            index=index,
-            file=name,
-            thumbnail=thumb_name,
-            width=info.width,
-            height=info.height,
-            format=info.format,
-            bytes=size,
-            sha256=digest,
-        )
+        with transaction.atomic():
+            GalleryImage.objects.create(
+                team_id=task.team_id,
+                task=task,
+                index=index,
+                file=name,
+                thumbnail=thumb_name,
+                width=info.width,
+                height=info.height,
+                format=info.format,
+                bytes=size,
+                sha256=digest,
+            )
     except IntegrityError:
         # Another worker stored this very image meanwhile, under the same names: one row stays.
         pass
@@ -345,6 +348,8 @@ def save_exactly(name, content):
 
 
 def complete(task, errors):
+    if task.status != Status.STORING:
+        return
     count = task.images.count()
     if count == 0:
         fail(task, "download_failed", "The provider finished, but none of its images could be downloaded. Retry the task.")
@@ -365,6 +370,8 @@ def complete(task, errors):
 
 
 def fail(task, code, message):
+    if task.is_final:
+        return
     if task.move_to(Status.FAILED, error_code=code or "", error_message=message, final_cost=_cost(task)):
         cleanup(task)
 
@@ -380,7 +387,7 @@ def finish_at_deadline(task):
 
 def cancel(task):
     """Stops following the task (no upstream cancel endpoint exists); stored images stay."""
-    if task.move_to(Status.CANCELLED, final_cost=_cost(task)):
+    if not task.is_final and task.move_to(Status.CANCELLED, final_cost=_cost(task)):
         cleanup(task)
         return True
     return False

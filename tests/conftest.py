@@ -1,7 +1,6 @@
 import os
 
 import pytest
-from django.core.files.storage import default_storage
 
 from gallery.models import Membership, Role, Team, User
 
@@ -14,10 +13,7 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture(autouse=True)
 def _media_storage(settings, tmp_path):
     """Every test stores files in its own temporary folder."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    default_storage._wrapped = None  # re-read MEDIA_ROOT
-    yield
-    default_storage._wrapped = None
+    settings.MEDIA_ROOT = tmp_path / "media"  # storage listens for this change
 
 
 @pytest.fixture(autouse=True)

@@ -14,12 +14,17 @@ from gallery.models import Team
 BACKEND = "gallery.auth.EmailOrUsernameBackend"
 
 
+def form_data(request):
+    """The form data of a POST, even an empty one (`request.POST or None` would show a blank form)."""
+    return request.POST if request.method == "POST" else None
+
+
 @require_http_methods(["GET", "POST"])
 def welcome(request):
     """First run: creates the first team and its owner (who also runs the instance)."""
     if get_user_model().objects.exists():
         return redirect("studio")
-    form = OnboardingForm(request.POST or None)
+    form = OnboardingForm(form_data(request))
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             # Checked again inside the transaction: two first visitors must not both win.
@@ -38,7 +43,7 @@ def signup(request):
     """Open sign-up, only when the instance enables it (ALLOW_SIGNUP)."""
     if not settings.ALLOW_SIGNUP:
         raise Http404("Sign-up is by invitation on this instance.")
-    form = AccountForm(request.POST or None)
+    form = AccountForm(form_data(request))
     if request.method == "POST" and form.is_valid():
         user = form.create_user()
         auth_login(request, user, backend=BACKEND)

@@ -14,7 +14,7 @@ from gallery.access import get_for_team, manager_required, team_required
 from gallery.account_forms import AccountForm, InviteForm, RoleForm, TeamForm
 from gallery.middleware import switch_team
 from gallery.models import Invite, InviteError, LastOwnerError, Membership, Team
-from gallery.views.accounts import BACKEND
+from gallery.views.accounts import BACKEND, form_data
 
 
 @team_required
@@ -114,7 +114,7 @@ def leave(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def create(request):
-    form = TeamForm(request.POST or None)
+    form = TeamForm(form_data(request))
     if request.method == "POST" and form.is_valid():
         team = Team.create_with_owner(form.cleaned_data["name"], request.user)
         switch_team(request, team)
@@ -152,7 +152,7 @@ def accept_invite(request, token):
         if request.method == "POST":
             return _join(request, found, request.user)
         return render(request, "teams/invite_accept.html", {"invite": found})
-    form = AccountForm(request.POST or None, initial={"email": found.email})
+    form = AccountForm(form_data(request), initial={"email": found.email})
     if request.method == "POST" and form.is_valid():
         return _join(request, found, form.create_user)
     return render(request, "teams/invite_signup.html", {"invite": found, "form": form})

@@ -113,6 +113,15 @@ def test_onboarding_with_bad_input_explains_and_creates_nothing(client, changes,
 
 
 @pytest.mark.django_db
+def test_an_empty_onboarding_post_asks_for_every_field(client):
+    response = client.post("/welcome/", {})
+
+    assert response.status_code == 200
+    assert response.content.decode().count("This field is required.") == 5
+    assert not User.objects.exists()
+
+
+@pytest.mark.django_db
 def test_onboarding_keeps_what_was_typed_except_passwords(client):
     response = client.post("/welcome/", {**ONBOARDING, "password2": "nope nope nope"})
 

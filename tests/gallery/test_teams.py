@@ -182,7 +182,7 @@ def test_an_admin_cannot_invite_an_owner(client, bob, team):
     response = client.post("/team/invite/", {"role": "owner"}, follow=True)
 
     assert response.status_code == 200
-    assert any("owner is not one of the available choices" in m for m in messages_of(response))
+    assert "You cannot give that role." in messages_of(response)
     assert not Invite.objects.exists()
 
 
@@ -272,6 +272,17 @@ def test_an_invite_signup_with_bad_input_explains_and_uses_nothing(client, alice
     invite.refresh_from_db()
     assert invite.accepted_at is None
     assert "_auth_user_id" not in client.session
+
+
+def test_an_empty_invite_signup_asks_for_every_field(client, alice, team):
+    invite, link = invite_link(team, alice)
+
+    response = client.post(link, {})
+
+    assert response.status_code == 200
+    assert response.content.decode().count("This field is required.") == 4
+    invite.refresh_from_db()
+    assert invite.accepted_at is None
 
 
 def test_an_invite_works_only_once(client, alice, charlie, team, other_team):
