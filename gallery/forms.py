@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
 
 from gallery import options
-from gallery.images import ImageInfo, InvalidImage, inspect_image
+from gallery.images import TOO_LARGE_TO_DECODE, ImageInfo, InvalidImage, inspect_image
 
 CUSTOM_SIZE = re.compile(r"^\s*(\d{1,5})\s*[x×X*]\s*(\d{1,5})\s*$")
 
@@ -47,17 +47,31 @@ class CheckedReference:
     info: ImageInfo
 
 
+def too_big(name, size):
+    """The message for a reference over 10 MB; just over, "10.0 MB" would read as allowed."""
+    shown = filesizeformat(size)
+    if shown == filesizeformat(options.MAX_REFERENCE_BYTES):
+        shown = f"{size:,} bytes"
+    return ValidationError(
+        f"“{name}” is {shown}; reference images can be at most 10 MB "
+        f"({options.MAX_REFERENCE_BYTES:,} bytes) each.",
+        code="too_big",
+    )
+
+
 def check_reference(name, data):
     """Decodes one reference image and applies the upload rules; returns a CheckedReference."""
     if len(data) > options.MAX_REFERENCE_BYTES:
-        raise ValidationError(
-            f"“{name}” is {filesizeformat(len(data))}; reference images can be at most 10 MB each.",
-            code="too_big",
-        )
+        raise too_big(name, len(data))
     try:
         info = inspect_image(data)
     except InvalidImage as e:
-        raise ValidationError(f"“{name}”: {e} Use a JPG, PNG or WEBP image.", code="unreadable") from None
+        # Only images with a side over 6,000 px are too large to decode (6,000² is under the cap).
+        if str(e) == TOO_LARGE_TO_DECODE:
+            advice = "Each side must be at most 6,000 pixels."
+        else:
+            advice = "Use a JPG, PNG or WEBP image."
+        raise ValidationError(f"“{name}”: {e} {advice}", code="unreadable") from None
     if info.format not in options.REFERENCE_FORMATS:
         raise ValidationError(
             f"“{name}” is a {info.format} image; reference images must be JPG, PNG or WEBP.",
@@ -113,9 +127,10 @@ def parse_custom_size(text):
 def check_counts(reference_count, n):
     total = reference_count + n
     if total > options.MAX_IMAGES:
+        s = "" if reference_count == 1 else "s"
         raise ValidationError(
-            f"{reference_count} reference images + {n} images = {total}, but together they can be "
-            f"at most 15. With {reference_count} references, ask for at most "
+            f"{reference_count} reference image{s} + {n} images = {total}, but together they can be "
+            f"at most 15. With {reference_count} reference{s}, ask for at most "
             f"{options.MAX_IMAGES - reference_count} images.",
             code="too_many_images",
         )
@@ -188,14 +203,13 @@ class SubmitForm(forms.Form):
 
     def clean_references(self):
         files = self.cleaned_data.get("references") or []
+        self.reference_count = len(files)  # for the references + n rule, even if one is rejected
         check_reference_count(len(files))
         checked, errors = [], []
         for upload in files:
             name = upload.name or "image"
             if upload.size > options.MAX_REFERENCE_BYTES:  # reject before reading it
-                errors.append(ValidationError(
-                    f"“{name}” is {filesizeformat(upload.size)}; reference images can be at most 10 MB each."
-                ))
+                errors.append(too_big(name, upload.size))
                 continue
             try:
                 checked.append(check_reference(name, upload.read()))
@@ -210,10 +224,10 @@ class SubmitForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        n, references = cleaned.get("n"), cleaned.get("references")
-        if n is not None and references is not None:
+        n, count = cleaned.get("n"), getattr(self, "reference_count", None)
+        if n is not None and count is not None and count <= options.MAX_REFERENCES:
             try:
-                check_counts(len(references), n)
+                check_counts(count, n)
             except ValidationError as e:
                 self.add_error("n", e)
         return cleaned

@@ -137,6 +137,8 @@ def test_every_team_page_shows_only_the_current_teams_data(client_charlie, studi
     assert re.search(r'<summary aria-label="Current team">\s*Rivals\s*</summary>', body)
     for secret in ("Moonbeam", SECRET_PROMPT, "alice@example.com", "bob@example.com", "guest@example.com"):
         assert secret not in body
+    assert f"/media/image/{studio_work['image'].pk}/" not in body
+    assert str(studio_work["task"].pk) not in body
 
 
 def test_the_studio_lists_only_the_current_teams_tasks(client_alice, alice, charlie, other_team, studio_work):
@@ -328,9 +330,9 @@ def test_a_withdrawn_invite_cannot_be_withdrawn_again(client_alice, alice, team)
 def test_sign_up_is_closed_unless_the_instance_enables_it(client, alice, settings):
     settings.ALLOW_SIGNUP = False
 
-    response = client.post(
-        "/signup/", {"name": "Mallory", "email": "m@example.com", "password1": "x" * 20, "password2": "x" * 20}
-    )
+    new_account = {"name": "Mallory", "email": "m@example.com", "password1": "x" * 20, "password2": "x" * 20}
+
+    response = client.post("/signup/", new_account)
 
     assert response.status_code == 404
     assert not Membership.objects.filter(user__email="m@example.com").exists()

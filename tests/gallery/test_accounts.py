@@ -144,7 +144,7 @@ def test_it_signs_in_by_email_in_any_case_or_by_username(client, alice, team, ty
 
 
 def test_it_follows_next_after_signing_in(client, alice, team):
-    response = client.post("/login/?next=/team/", {"username": "alice", "password": PASSWORD, "next": "/team/"})
+    response = client.post("/login/", {"username": "alice", "password": PASSWORD, "next": "/team/"})
 
     assert response.status_code == 302
     assert response["Location"] == "/team/"
