@@ -41,9 +41,10 @@ class CurrentTeamMiddleware:
                 request.user.memberships.select_related("team").order_by("team__name", "team_id")
             )
             request.memberships = memberships
-            wanted = request.session.get(TEAM_SESSION_KEY)
+            wanted = request.session.get(TEAM_SESSION_KEY, request.user.last_team_id)
             current = next((m for m in memberships if m.team_id == wanted), None)
-            current = current or (memberships[0] if memberships else None)
+            if current is None and memberships:
+                current = min(memberships, key=lambda m: m.created_at)
             if current:
                 request.membership, request.team = current, current.team
         return self.get_response(request)
@@ -51,3 +52,6 @@ class CurrentTeamMiddleware:
 
 def switch_team(request, team):
     request.session[TEAM_SESSION_KEY] = team.pk
+    if request.user.is_authenticated and request.user.last_team_id != team.pk:
+        request.user.last_team = team
+        request.user.save(update_fields=["last_team"])

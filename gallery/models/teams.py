@@ -11,6 +11,8 @@ from django.utils import timezone
 
 class User(AbstractUser):
     email = models.EmailField("e-mail address", unique=True)
+    # The team a new session opens in: the one this person switched to last.
+    last_team = models.ForeignKey("Team", models.SET_NULL, null=True, blank=True, related_name="+")
 
     class Meta:
         constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]

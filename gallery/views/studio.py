@@ -6,13 +6,14 @@ from gallery import pipeline
 from gallery.access import get_for_team, team_required
 from gallery.forms import SubmitForm
 from gallery.models import GenerationTask
+from gallery.views.accounts import form_data
 from gallery.providers import default_provider_name, price_per_image
 
 
 @team_required
 @require_http_methods(["GET", "POST"])
 def studio(request):
-    form = SubmitForm(request.POST or None, request.FILES or None)
+    form = SubmitForm(form_data(request), request.FILES if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         task = pipeline.submit(request.team, request.user, form.cleaned_data)
         messages.success(request, f"Generating {task.n} image{'s' if task.n > 1 else ''}…")

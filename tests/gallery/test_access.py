@@ -4,20 +4,11 @@ import re
 
 import pytest
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.utils.functional import empty
 
 from gallery.models import GalleryImage, GenerationTask, Invite, Membership, Role
 
 TEAM_PAGES = ["/", "/gallery/", "/usage/", "/api/", "/team/"]
 SECRET_PROMPT = "a lighthouse made of marmalade"
-
-
-@pytest.fixture(autouse=True)
-def _storage_reads_media_root(_media_storage):
-    # tests/conftest.py resets default_storage with `_wrapped = None`, which LazyObject takes for a
-    # wrapped None; `empty` makes it re-read MEDIA_ROOT. Redundant once conftest does this itself.
-    default_storage._wrapped = empty
 
 
 def make_task(team, user, prompt=SECRET_PROMPT):

@@ -345,11 +345,6 @@ def test_it_rejects_a_quality_not_offered(submit):
     assert_rejected(submit(quality="8K"), "Choose one of the offered quality values.")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (template): gallery/studio.html has no _field_errors include for form.priority, "
-    "so the message is never shown; remove this mark once it is added.",
-)
 def test_it_rejects_a_priority_not_offered(submit):
     assert_rejected(submit(priority="urgent"), "Choose one of the offered priority values.")
 
