@@ -200,10 +200,12 @@ def create_upstream(task):
 
 
 def deliver_references(task, provider):
+    """Sends each reference not sent yet: WEBP as lossless PNG, metadata stripped."""
     urls = []
     for ref in task.references.all():
         if not ref.upstream_url:
-            ref.upstream_file_id, ref.upstream_url = provider.deliver_reference(ref)
+            data, content_type = images.prepare_for_upstream(_read(ref.file))
+            ref.upstream_file_id, ref.upstream_url = provider.deliver_reference(data, content_type)
             ref.save(update_fields=["upstream_file_id", "upstream_url"])
         urls.append(ref.upstream_url)
     return urls

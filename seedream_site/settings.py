@@ -197,8 +197,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
-# Serve straight from the source folders: no collectstatic step for `make run` or tests.
+# Whitenoise serves straight from the source folders: no collectstatic step for `make run` or
+# tests. A deployment that collects static files sets STATIC_ROOT.
+STATIC_ROOT = env_str("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
 
 # Files go through the storage API only, so S3-compatible storage is one setting away.

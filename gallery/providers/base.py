@@ -58,8 +58,9 @@ class Provider(Protocol):
 
     def price(self, quality: str) -> Decimal: ...
 
-    def deliver_reference(self, reference) -> tuple[str, str]:
-        """Makes a stored reference reachable by the upstream; returns (file_id, url)."""
+    def deliver_reference(self, data: bytes, content_type: str) -> tuple[str, str]:
+        """Makes a reference image (JPEG or PNG, metadata stripped) reachable by the upstream;
+        returns (file_id, url)."""
 
     def delete_reference(self, file_id: str) -> None: ...
 

@@ -9,16 +9,19 @@ Markers in the prompt make it misbehave like the upstream (documented in README.
 """
 
 import re
+import secrets
 import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from gallery import images, options
-from gallery.models import ReferenceImage, SandboxRun
+from gallery.models import SandboxRun
 
 from .base import ProviderError, UpstreamTask
 
@@ -56,11 +59,15 @@ class SandboxProvider:
     def price(self, quality):
         return Decimal(str(settings.PRICE_PER_IMAGE["sandbox"]))
 
-    def deliver_reference(self, reference):
-        return "", f"sandbox://reference/{reference.pk}"
+    def deliver_reference(self, data, content_type):
+        """Keeps what an upstream's file service would receive, under a random name."""
+        ext = ".png" if content_type == "image/png" else ".jpg"
+        name = default_storage.save(f"sandbox/uploads/{secrets.token_hex(12)}{ext}", ContentFile(data))
+        return name, f"sandbox://file/{name}"
 
     def delete_reference(self, file_id):
-        pass
+        if file_id.startswith("sandbox/uploads/"):
+            default_storage.delete(file_id)
 
     def create(self, task, reference_urls):
         found = markers(task.prompt)
@@ -89,7 +96,7 @@ class SandboxProvider:
                 "failure": failure,
                 "run_seconds": float(found["slow"]) if found.get("slow", "").replace(".", "").isdigit()
                 else (120.0 if "slow" in found else settings.SANDBOX_RUN_SECONDS),
-                "references": [url.rsplit("/", 1)[-1] for url in reference_urls],
+                "references": [url.removeprefix("sandbox://file/") for url in reference_urls],
             },
         )
         return UpstreamTask(id=run.id, status="pending")
@@ -116,11 +123,10 @@ class SandboxProvider:
         if run is None or not index.isdigit() or int(index) >= run.params["count"]:
             raise ProviderError("The sandbox has no such image.", code="result_not_found")
         params = run.params
-        stored = ReferenceImage.objects.in_bulk([int(pk) for pk in params["references"]])
         references = []
-        for pk in params["references"]:
-            if ref := stored.get(int(pk)):
-                with ref.file.open("rb") as f:
+        for name in params["references"]:
+            if default_storage.exists(name):
+                with default_storage.open(name, "rb") as f:
                     references.append(f.read())
         data = images.render_sandbox_image(
             params["prompt"], params["width"], params["height"], references, int(index), params["count"]

@@ -1,4 +1,5 @@
 import errno
+import io
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -332,3 +333,42 @@ def test_the_sweeper_puts_back_jobs_left_running_by_a_dead_worker(team, alice, s
     dead.refresh_from_db()
     alive.refresh_from_db()
     assert (dead.status, alive.status) == ("READY", "RUNNING")
+
+
+def test_references_reach_the_provider_as_png_or_jpeg_without_metadata(team, alice, settings, monkeypatch):
+    webp, jpeg = io.BytesIO(), io.BytesIO()
+    exif = Image.Exif()
+    exif.get_ifd(0x8825)[2] = (48.0, 51.0, 0.0)  # GPS latitude
+    exif[0x010F] = "PhoneMaker"
+    source = Image.new("RGB", (80, 60), "crimson")
+    source.save(webp, "WEBP", lossless=True, exif=exif.tobytes())
+    source.save(jpeg, "JPEG", exif=exif.tobytes())
+    for data in (webp, jpeg):
+        assert Image.open(io.BytesIO(data.getvalue())).getexif().get_ifd(0x8825)  # GPS is there to strip
+    refs = [make_reference_from(webp.getvalue(), "photo.webp"), make_reference_from(jpeg.getvalue(), "photo.jpg")]
+    received = []
+    original = SandboxProvider.deliver_reference
+    monkeypatch.setattr(
+        SandboxProvider, "deliver_reference",
+        lambda self, data, content_type: received.append((data, content_type)) or original(self, data, content_type),
+    )
+    task = make_task(team, alice, references=refs)
+    pipeline.advance(task.pk)
+
+    (png_data, png_type), (jpeg_data, jpeg_type) = received
+    assert (png_type, jpeg_type) == ("image/png", "image/jpeg")
+    with Image.open(io.BytesIO(png_data)) as sent:
+        assert sent.format == "PNG" and not sent.getexif()
+        assert sent.convert("RGB").tobytes() == source.tobytes()  # lossless
+    with Image.open(io.BytesIO(jpeg_data)) as sent:
+        assert sent.format == "JPEG" and not sent.getexif()
+    task = run_until_final(task)
+    assert task.status == Status.COMPLETED
+    assert stored_files(settings, "sandbox") == []  # the provider's copies are deleted once final
+
+
+def make_reference_from(data, name):
+    from gallery import images
+    from gallery.forms import CheckedReference
+
+    return CheckedReference(name=name, data=data, info=images.inspect_image(data))
