@@ -6,14 +6,17 @@ its JSON body; the form only wires them to fields.
 
 import re
 import unicodedata
+import uuid
 from dataclasses import dataclass
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 
 from gallery import options
-from gallery.images import TOO_LARGE_TO_DECODE, ImageInfo, InvalidImage, inspect_image
+from gallery.images import TOO_LARGE_TO_DECODE, ImageInfo, InvalidImage, fit_within, inspect_image
+from gallery.models import GalleryImage, GenerationTask, ReferenceImage
 
 CUSTOM_SIZE = re.compile(r"^\s*(\d{1,5})\s*[x×X*]\s*(\d{1,5})\s*$")
 
@@ -90,6 +93,24 @@ def check_reference(name, data):
             code="aspect",
         )
     return CheckedReference(name=name, data=data, info=info)
+
+
+def stored_reference(obj):
+    """A stored reference or gallery image as a CheckedReference, shrunk to the upload limits
+    if needed (a 4K result can be larger than a reference may be)."""
+    with obj.file.open("rb") as f:
+        data = f.read()
+    data = fit_within(data, options.MAX_REFERENCE_SIDE, options.MAX_REFERENCE_BYTES)
+    name = getattr(obj, "original_name", "") or obj.file.name.rsplit("/", 1)[-1]
+    return CheckedReference(name=name, data=data, info=inspect_image(data))
+
+
+def ordered(checked, order):
+    """The references in the order the drop zone shows them (tokens f0, r12, g5, …); any
+    not named keep their arrival order after those that are."""
+    tokens = [t for t in order.split(",") if t in checked]
+    tokens += [t for t in checked if t not in tokens]
+    return [checked[t] for t in dict.fromkeys(tokens)]
 
 
 def check_reference_count(count):
@@ -192,9 +213,12 @@ class SubmitForm(forms.Form):
         help_text="Adds “Generate n different images.” to the prompt we send when n > 1.",
     )
     priority = forms.ChoiceField(choices=options.PRIORITIES, initial="standard")
+    # Set when the form is rendered: a double submit of one form creates one task.
+    submit_token = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, team=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.team = team
         for field, what in (("size", "aspect ratio"), ("quality", "quality"), ("priority", "priority")):
             self.fields[field].error_messages["invalid_choice"] = f"Choose one of the offered {what} values."
 
@@ -203,21 +227,38 @@ class SubmitForm(forms.Form):
 
     def clean_references(self):
         files = self.cleaned_data.get("references") or []
-        self.reference_count = len(files)  # for the references + n rule, even if one is rejected
-        check_reference_count(len(files))
-        checked, errors = [], []
-        for upload in files:
+        stored = self.stored_references()
+        self.reference_count = len(files) + len(stored)  # for references + n, even if one fails
+        check_reference_count(self.reference_count)
+        checked, errors = dict(stored), []
+        for position, upload in enumerate(files):
             name = upload.name or "image"
             if upload.size > options.MAX_REFERENCE_BYTES:  # reject before reading it
                 errors.append(too_big(name, upload.size))
                 continue
             try:
-                checked.append(check_reference(name, upload.read()))
+                checked[f"f{position}"] = check_reference(name, upload.read())
             except ValidationError as e:
                 errors.append(e)
         if errors:
             raise ValidationError(errors)
-        return checked
+        return ordered(checked, self.data.get("reference_order", ""))
+
+    def stored_references(self):
+        """[(token, CheckedReference)] for references reused without uploading them again:
+        a task's references (remix, `keep_reference`) and gallery images (`use_image`)."""
+        if self.team is None or not hasattr(self.data, "getlist"):
+            return []
+        found = []
+        for kind, model, key in (("r", ReferenceImage, "keep_reference"), ("g", GalleryImage, "use_image")):
+            ids = [i for i in self.data.getlist(key) if str(i).isdigit()][: options.MAX_REFERENCES + 1]
+            objects = model.objects.filter(team=self.team).in_bulk(ids)
+            for pk in ids:
+                obj = objects.get(int(pk))
+                if obj is None:
+                    raise ValidationError("One of the chosen images no longer exists. Remove it and try again.")
+                found.append((f"{kind}{pk}", stored_reference(obj)))
+        return found
 
     def clean_custom_size(self):
         return parse_custom_size(self.cleaned_data.get("custom_size"))
@@ -231,3 +272,55 @@ class SubmitForm(forms.Form):
             except ValidationError as e:
                 self.add_error("n", e)
         return cleaned
+
+
+def remix_initial(team, query):
+    """Initial form values from `?remix=<task id>` (prompt, settings and references of a task)
+    and `?use_image=<image id>` (a gallery image as a reference); unknown ids are ignored."""
+    initial = {}
+    task = GenerationTask.objects.for_team(team).filter(pk=_uuid(query.get("remix"))).first()
+    if task:
+        initial = {
+            "prompt": task.prompt,
+            "size": task.size,
+            "quality": task.quality,
+            "custom_size": f"{task.custom_width}x{task.custom_height}" if task.custom_width else "",
+            "n": task.n,
+            "ask_for_n": task.ask_for_n,
+            "priority": task.priority,
+            "keep_reference": list(task.references.values_list("pk", flat=True)),
+        }
+    ids = [i for i in query.getlist("use_image") if i.isdigit()]
+    images = GalleryImage.objects.for_team(team).filter(pk__in=ids).values_list("pk", flat=True)
+    if images:
+        initial["use_image"] = list(images)
+    return initial
+
+
+def _uuid(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def stored_tiles(form):
+    """The reused references a form carries, as drop zone tiles (for its first or a re-render)."""
+    def ids(key):
+        values = form.data.getlist(key) if form.is_bound else form.initial.get(key, [])
+        return [int(v) for v in values if str(v).isdigit()][: options.MAX_REFERENCES + 1]
+
+    team = form.team
+    tiles = []
+    for ref in ReferenceImage.objects.filter(team=team, pk__in=ids("keep_reference")):
+        tiles.append({"token": f"r{ref.pk}", "field": "keep_reference", "id": ref.pk, "name": ref.original_name,
+                      "url": reverse("reference_file", args=[ref.pk]), "bytes": ref.bytes,
+                      "width": ref.width, "height": ref.height})
+    for image in GalleryImage.objects.filter(team=team, pk__in=ids("use_image")):
+        tiles.append({"token": f"g{image.pk}", "field": "use_image", "id": image.pk,
+                      "name": f"Image {image.index + 1} of a {image.created_at:%b %-d} task",
+                      "url": reverse("image_thumbnail", args=[image.pk]), "bytes": image.bytes,
+                      "width": image.width, "height": image.height})
+    order = (form.data.get("reference_order", "") if form.is_bound else "").split(",")
+    tiles.sort(key=lambda t: order.index(t["token"]) if t["token"] in order else len(order))
+    return tiles

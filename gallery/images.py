@@ -4,15 +4,20 @@ capped reads of downloads, and the sandbox's rendered images (SPEC §4, §7, §9
 import colorsys
 import hashlib
 import io
+import json
 import math
 import random
+import struct
 import tempfile
 import textwrap
 import unicodedata
 import warnings
+import zlib
 from collections.abc import Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from xml.sax.saxutils import escape
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
@@ -120,6 +125,22 @@ def make_thumbnail(data_or_file, max_side: int = 512) -> bytes:
         small = _shrink(im, max_side)
     out = io.BytesIO()
     small.save(out, "WEBP", quality=THUMBNAIL_QUALITY)
+    return out.getvalue()
+
+
+def fit_within(data: bytes, max_side: int, max_bytes: int) -> bytes:
+    """The image itself if it already fits, else a JPEG copy that does: longest side at most
+    max_side, at most max_bytes. Used when a (possibly 4K, 30 MB) result becomes a reference."""
+    info = inspect_image(data)
+    if max(info.width, info.height) <= max_side and info.bytes <= max_bytes:
+        return data
+    with _decoding(), _open(data) as im:
+        im = _shrink(im, max_side).convert("RGB")
+    for quality in (92, 85, 75, 60):
+        out = io.BytesIO()
+        im.save(out, "JPEG", quality=quality)
+        if out.tell() <= max_bytes:
+            break
     return out.getvalue()
 
 

@@ -41,6 +41,9 @@ def submit(team, user, cleaned, retry_of=None):
 
     On any failure nothing remains: the transaction rolls back and stored files are deleted.
     """
+    token = cleaned.get("submit_token") or ""
+    if token and (existing := GenerationTask.objects.filter(team=team, submit_token=token).first()):
+        return existing  # the same form sent twice (a double click)
     provider = default_provider_name()
     price = Decimal(str(price_per_image(provider)))
     custom = cleaned.get("custom_size")
@@ -48,6 +51,7 @@ def submit(team, user, cleaned, retry_of=None):
     try:
         with transaction.atomic():
             task = GenerationTask.objects.create(
+                submit_token=token,
                 team=team,
                 created_by=user,
                 retry_of=retry_of,
@@ -80,9 +84,12 @@ def submit(team, user, cleaned, retry_of=None):
                     sha256=ref.info.sha256,
                 )
             transaction.on_commit(lambda: enqueue(task.pk))
-    except BaseException:
+    except BaseException as e:
         for name in stored:
             default_storage.delete(name)
+        if token and isinstance(e, IntegrityError):
+            # Two copies of one form raced; the first one's task is the answer to both.
+            return GenerationTask.objects.get(team=team, submit_token=token)
         raise
     return task
 
@@ -337,6 +344,7 @@ def store_one(task, provider, index, url):
     except IntegrityError:
         # Another worker stored this very image meanwhile, under the same names: one row stays.
         pass
+    task.update_fields()  # the history shows images as they arrive
 
 
 def save_exactly(name, content):
@@ -393,6 +401,15 @@ def cancel(task):
         cleanup(task)
         return True
     return False
+
+
+def delete(task):
+    """Deletes a task with its images and references; files go once the rows are gone."""
+    names = [name for image in task.images.all() for name in (image.file.name, image.thumbnail.name)]
+    names += [ref.file.name for ref in task.references.all()]
+    with transaction.atomic():
+        task.delete()
+        transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
 
 
 def _cost(task):

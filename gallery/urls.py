@@ -5,7 +5,11 @@ from gallery.views import accounts, errors, media, pages, studio, teams
 
 urlpatterns = [
     path("", studio.studio, name="studio"),
+    path("history/", studio.history_fragment, name="history"),
     path("tasks/<uuid:task_id>/", studio.task_detail, name="task_detail"),
+    path("tasks/<uuid:task_id>/retry/", studio.retry, name="task_retry"),
+    path("tasks/<uuid:task_id>/cancel/", studio.cancel, name="task_cancel"),
+    path("tasks/<uuid:task_id>/delete/", studio.delete, name="task_delete"),
     path("gallery/", pages.gallery, name="gallery"),
     path("usage/", pages.usage, name="usage"),
     path("api/", pages.api, name="api"),

@@ -232,14 +232,22 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Seedream Studio <studio@loca
 
 INVITE_DAYS = 7
 
-# Upstream providers. Without an EvoLink key the offline sandbox provider is used.
+# Upstream providers. Each real one is used when its key is set, cheapest first; without any
+# key the offline sandbox provider is used.
 EVOLINK_API_KEY = env_str("EVOLINK_API_KEY")
 EVOLINK_BASE_URL = env_url("EVOLINK_BASE_URL", "https://api.evolink.ai")
 EVOLINK_FILES_URL = env_url("EVOLINK_FILES_URL", "https://files-api.evolink.ai")
+BYTEPLUS_API_KEY = env_str("BYTEPLUS_API_KEY")
+BYTEPLUS_BASE_URL = env_url("BYTEPLUS_BASE_URL", "https://ark.ap-southeast.bytepluses.com")
 PRICE_PER_IMAGE = {
     "sandbox": env_number("SANDBOX_PRICE_PER_IMAGE", 0.0, kind=float, minimum=0),
     "evolink": env_number("EVOLINK_PRICE_PER_IMAGE", 0.0222, kind=float, minimum=0),
+    "byteplus": env_number("BYTEPLUS_PRICE_PER_IMAGE", 0.03, kind=float, minimum=0),
 }
+# Circuit breaker: after this many failed create calls in a row a provider is skipped for the
+# cool-down, then tried again.
+BREAKER_FAILURES = env_number("BREAKER_FAILURES", 3, minimum=1)
+BREAKER_COOLDOWN_SECONDS = env_number("BREAKER_COOLDOWN_SECONDS", 60.0, kind=float, minimum=0)
 # Sandbox timing: seconds in the simulated queue and seconds of simulated generation.
 SANDBOX_QUEUE_SECONDS = env_number("SANDBOX_QUEUE_SECONDS", 1.5, kind=float, minimum=0)
 SANDBOX_RUN_SECONDS = env_number("SANDBOX_RUN_SECONDS", 4.0, kind=float, minimum=0)

@@ -1,3 +1,4 @@
+from .providers import ProviderCall, ProviderResult  # noqa: F401
 from .tasks import (  # noqa: F401
     FINAL_STATES,
     GalleryImage,

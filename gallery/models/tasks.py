@@ -88,6 +88,7 @@ class GenerationTask(models.Model):
     n = models.PositiveSmallIntegerField(default=1)
     priority = models.CharField(max_length=10, default="standard")
     callback_url = models.URLField(max_length=2048, blank=True)
+    submit_token = models.CharField(max_length=64, blank=True, help_text="One task per submitted form.")
 
     # Upstream progress.
     provider = models.CharField(max_length=20)
@@ -125,6 +126,11 @@ class GenerationTask(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                "team", "submit_token", condition=~Q(submit_token=""), name="task_submit_token"
+            )
+        ]
         indexes = [
             models.Index(fields=["team", "-created_at"], name="task_team_recent"),
             models.Index(fields=["status", "next_check_at"], name="task_sweep"),
@@ -143,6 +149,11 @@ class GenerationTask(models.Model):
     @property
     def is_final(self):
         return self.status in FINAL_STATES
+
+    @property
+    def placeholders(self):
+        """One empty tile per image still expected, while the task runs."""
+        return range(max(self.n - len(self.images.all()), 0))
 
     @property
     def pixel_size(self):

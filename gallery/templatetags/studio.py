@@ -49,3 +49,21 @@ def when(value):
         value.strftime("%Y-%m-%d %H:%M:%S %Z"),
         naturaltime(value),
     )
+
+
+@register.filter
+def elapsed(task):
+    """How long a task ran (or has been running): "8 s", "2 min 5 s", "1 h 3 min"."""
+    from django.utils import timezone
+
+    seconds = int(((task.finished_at or timezone.now()) - task.created_at).total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+@register.filter
+def ratio_class(ratio):
+    return "shape-" + ratio.replace(":", "-")

@@ -1,31 +1,80 @@
-from django.contrib import messages
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+import secrets
 
-from gallery import pipeline
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
+
+from gallery import history, options, pipeline
 from gallery.access import get_for_team, team_required
-from gallery.forms import SubmitForm
-from gallery.models import GenerationTask
-from gallery.views.accounts import form_data
+from gallery.forms import SubmitForm, remix_initial, stored_tiles
+from gallery.models import FINAL_STATES, GenerationTask
 from gallery.providers import default_provider_name, price_per_image
+from gallery.views.accounts import form_data
+
+
+def _only_mine(request):
+    return request.session.get(history.ONLY_MINE_KEY, False)
+
+
+def _render(request, form, status=200, partial=""):
+    ctx = {
+        "form": form,
+        "tiles": stored_tiles(form),
+        "history": history.load(request.team, request.user, _only_mine(request)),
+        "price": price_per_image(default_provider_name()),
+        "ratios": options.RATIOS,
+        "pixel_sizes": options.PIXEL_SIZES,
+    }
+    template = f"gallery/studio.html#{partial}" if partial else "gallery/studio.html"
+    response = render(request, template, ctx, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _fresh_form(request, initial=None):
+    return SubmitForm(initial={"submit_token": secrets.token_urlsafe(16), **(initial or {})}, team=request.team)
 
 
 @team_required
 @require_http_methods(["GET", "POST"])
 def studio(request):
-    form = SubmitForm(form_data(request), request.FILES if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        task = pipeline.submit(request.team, request.user, form.cleaned_data)
+    if request.method == "POST":
+        return submit(request)
+    form = _fresh_form(request, remix_initial(request.team, request.GET))
+    # htmx asks for the form alone when a remix or "use as reference" loads into it.
+    return _render(request, form, partial="form" if request.htmx else "")
+
+
+def submit(request):
+    form = SubmitForm(form_data(request), request.FILES, team=request.team)
+    if not form.is_valid():
+        return _render(request, form, status=400, partial="form-and-history" if request.htmx else "")
+    task = pipeline.submit(request.team, request.user, form.cleaned_data)
+    if not request.htmx:
         messages.success(request, f"Generating {task.n} image{'s' if task.n > 1 else ''}…")
         return redirect("studio")
-    tasks = (
-        GenerationTask.objects.for_team(request.team)
-        .select_related("created_by")
-        .prefetch_related("images")
-        .recent()
+    response = _render(request, _fresh_form(request), partial="form-and-history")
+    return trigger_client_event(response, "taskCreated", {"id": str(task.pk)})
+
+
+@team_required
+@require_GET
+def history_fragment(request):
+    """The history, for the poll and the "only mine" toggle; 204 when nothing changed."""
+    if "mine" in request.GET:
+        request.session[history.ONLY_MINE_KEY] = request.GET["mine"] == "1"
+    elif request.GET.get("v") == history.version(request.team, request.user, _only_mine(request)):
+        return HttpResponse(status=204)
+    if not request.htmx:
+        return redirect("studio")
+    response = render(
+        request, "gallery/studio.html#history", {"history": history.load(request.team, request.user, _only_mine(request))}
     )
-    ctx = {"form": form, "tasks": tasks, "price": price_per_image(default_provider_name())}
-    return render(request, "gallery/studio.html", ctx, status=400 if form.errors else 200)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @team_required
@@ -36,3 +85,37 @@ def task_detail(request, task_id):
         pk=task_id,
     )
     return render(request, "gallery/task_detail.html", {"task": task})
+
+
+def _after_action(request, message):
+    """htmx gets the refreshed history; a plain form post goes back to the studio."""
+    if request.htmx:
+        ctx = {"history": history.load(request.team, request.user, _only_mine(request))}
+        return render(request, "gallery/studio.html#history", ctx)
+    messages.info(request, message)
+    return redirect("studio")
+
+
+@team_required
+@require_POST
+def retry(request, task_id):
+    task = get_for_team(request, GenerationTask.objects.filter(status="failed"), pk=task_id)
+    pipeline.retry(task, request.user)
+    return _after_action(request, "Trying again as a new task.")
+
+
+@team_required
+@require_POST
+def cancel(request, task_id):
+    task = get_for_team(request, GenerationTask, pk=task_id)
+    done = pipeline.cancel(task)
+    return _after_action(request, "Cancelled. Images already made are kept." if done else "This task had already finished.")
+
+
+@team_required
+@require_POST
+def delete(request, task_id):
+    # Only finished tasks: a worker could still be storing images for a running one.
+    task = get_for_team(request, GenerationTask.objects.filter(status__in=FINAL_STATES), pk=task_id)
+    pipeline.delete(task)
+    return _after_action(request, "Task and its images deleted.")

@@ -173,8 +173,8 @@ def test_a_rejected_submission_keeps_what_was_typed(submit):
     assert escape(prompt) + "</textarea>" in html
     assert 'value="1000x500"' in html
     assert 'value="16"' in html
-    assert '<option value="16:9" selected>' in html
-    assert '<option value="fast" selected>' in html
+    assert '<input type="radio" name="size" value="16:9" checked>' in html
+    assert '<input type="radio" name="priority" value="fast" checked>' in html
 
 
 def test_a_rejected_reference_keeps_the_typed_prompt(submit):

@@ -1,0 +1,214 @@
+"""(c) Tasks per second through the whole pipeline, zero-latency sandbox, 1 vs 2 workers.
+
+K tasks (100; 20 with --quick) of quality 1K, n = 1, no references, submitted with
+`gallery.pipeline.submit`, with the sandbox's queue and run times and the pipeline's check
+intervals all 0, so what is left is the pipeline's own work (two steps a task: create, then
+follow + store a 1024 × 1024 PNG with its thumbnail) and the queue's.
+
+Floor: the same K tasks driven in this process by calling `gallery.pipeline.advance(task_id)` in a
+loop, without a worker (the pipeline's own cost without queue polling and claiming).
+Measured: real `manage.py worker --interval 0.05` processes (1, then 2) on the submitted queue,
+timed from the first job claimed to the last task final (worker start-up, ~1 s, is shown apart).
+On SQLite (a temp file) and on PostgreSQL (a fresh database `seedream_bench`, dropped at the end;
+skipped with a note if PostgreSQL is not reachable). No goal is set for these figures.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from bench import common
+
+ZERO_LATENCY = {
+    "SANDBOX_QUEUE_SECONDS": 0,
+    "SANDBOX_RUN_SECONDS": 0,
+    "TASK_FIRST_CHECK_SECONDS": 0,
+    "TASK_CHECK_SECONDS": 0,
+}
+WORKER_COUNTS = (1, 2)
+TIMEOUT = 240  # seconds for one phase; far above what it takes
+
+
+def main(argv=None):
+    args = common.arguments(__doc__.splitlines()[0], argv)
+    if args.child:
+        return child(json.loads(args.spec))
+    common.exit_cleanly_on_sigterm()
+    k = 20 if args.quick else 100
+    common.heading(f"throughput: {k} tasks (1K, n=1) through the pipeline, zero-latency sandbox")
+    results = {}
+    with common.temp_dir("seedream-bench-throughput-") as tmp:
+        for name in ("SQLite", "PostgreSQL"):
+            try:
+                with database(name, tmp) as url:
+                    env = common.process_env(url, tmp / "media", tmp, **ZERO_LATENCY)
+                    results[name] = common.run_child("throughput", "run", {"tmp": str(tmp), "k": k}, env)
+            except common.PostgresUnavailable as e:
+                common.note(f"PostgreSQL skipped: not reachable ({e})")
+    report(k, results)
+
+
+def database(name, tmp):
+    if name == "PostgreSQL":
+        return common.fresh_postgres("seedream_bench")
+    return _sqlite(tmp)
+
+
+class _sqlite:
+    def __init__(self, tmp):
+        self.tmp = tmp
+
+    def __enter__(self):
+        return f"sqlite:///{self.tmp / 'throughput.sqlite3'}"
+
+    def __exit__(self, *exc):
+        for suffix in ("", "-wal", "-shm"):
+            (self.tmp / f"throughput.sqlite3{suffix}").unlink(missing_ok=True)
+
+
+def report(k, results):
+    if not results:
+        return
+    rows = []
+    for name, r in results.items():
+        rows.append([name, "in-process floor", f"{r['floor']['seconds']:.2f}", "-", f"{k / r['floor']['seconds']:.1f}"])
+        for w in WORKER_COUNTS:
+            p = r[f"{w}w"]
+            rows.append([name, f"{w} worker{'s' if w > 1 else ''}", f"{p['busy']:.2f}", f"{p['startup']:.2f}",
+                         f"{k / p['busy']:.1f}"])
+    common.table(["database", "run", "first claim → last final s", "start-up s", "tasks/s"], rows)
+    print()
+    for name, r in results.items():
+        floor_rate = k / r["floor"]["seconds"]
+        for w in WORKER_COUNTS:
+            rate = k / r[f"{w}w"]["busy"]
+            common.figure(f"throughput {name} {w} worker{'s' if w > 1 else ''}", rate, floor_rate,
+                          unit="tasks/s", digits=1, higher_is_better=True)
+        one, two = k / r["1w"]["busy"], k / r["2w"]["busy"]
+        print(f"throughput {name} 2 workers vs 1: {two:.1f} vs {one:.1f} tasks/s → {two / one:.2f}× speed-up "
+              f"(at most 2× on {os.cpu_count()} cores)", flush=True)
+
+
+# The child: one database, all phases ----------------------------------------------------------
+
+
+def child(spec):
+    common.exit_cleanly_on_sigterm()
+    common.setup_django()
+    team, user = common.migrate_and_owner()
+    k, tmp = spec["k"], spec["tmp"]
+    out = {"floor": in_process(team, user, k)}
+    for workers in WORKER_COUNTS:
+        out[f"{workers}w"] = with_workers(team, user, k, workers, tmp)
+    common.answer(spec, out)
+
+
+def reset():
+    from django.conf import settings
+    from django_tasks_db.models import DBTaskResult
+
+    from gallery.models import GenerationTask, SandboxRun, WorkerHeartbeat
+
+    GenerationTask.objects.all().delete()
+    DBTaskResult.objects.all().delete()
+    SandboxRun.objects.all().delete()
+    WorkerHeartbeat.objects.all().delete()
+    common.empty_dir(settings.MEDIA_ROOT)
+
+
+def submit_all(team, user, k):
+    from gallery import pipeline
+
+    for i in range(k):
+        pipeline.submit(team, user, {
+            "prompt": f"Bench task {i}: a lighthouse at dusk, waves on the rocks",
+            "ask_for_n": True,
+            "size": "1:1",
+            "quality": "1K",
+            "custom_size": None,
+            "n": 1,
+            "priority": "standard",
+            "references": [],
+        })
+
+
+def check_all_done(k, phase):
+    from gallery.models import GalleryImage, GenerationTask, Status
+
+    completed = GenerationTask.objects.filter(status=Status.COMPLETED).count()
+    images = GalleryImage.objects.count()
+    if completed != k or images != k:
+        raise SystemExit(f"{phase}: {completed} of {k} tasks completed with {images} images")
+
+
+def in_process(team, user, k):
+    from django_tasks_db.models import DBTaskResult
+
+    from gallery import pipeline
+    from gallery.models import GenerationTask
+
+    reset()
+    submit_all(team, user, k)
+    DBTaskResult.objects.all().delete()  # no worker runs these; advance() below does their work
+    pending = list(GenerationTask.objects.unfinished().values_list("pk", flat=True))
+    started = time.perf_counter()
+    while pending:
+        for pk in pending:
+            pipeline.advance(pk)
+        pending = list(GenerationTask.objects.unfinished().values_list("pk", flat=True))
+    seconds = time.perf_counter() - started
+    check_all_done(k, "in-process")
+    return {"seconds": seconds}
+
+
+def with_workers(team, user, k, count, tmp):
+    from django.db.models import Max, Min
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from gallery.models import GenerationTask
+
+    reset()
+    submit_all(team, user, k)
+    logs = [open(os.path.join(tmp, f"worker-{count}-{i}.log"), "wb") for i in range(count)]
+    workers = []
+    try:
+        launched = timezone.now()
+        started = time.perf_counter()
+        for log in logs:
+            workers.append(subprocess.Popen(
+                [sys.executable, "manage.py", "worker", "--interval", "0.05"],
+                cwd=common.ROOT, env=os.environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            ))
+        while GenerationTask.objects.unfinished().exists():
+            if time.perf_counter() - started > TIMEOUT:
+                raise SystemExit(f"{count} worker(s): tasks still unfinished after {TIMEOUT} s")
+            if any(w.poll() is not None for w in workers):
+                raise SystemExit(f"a worker exited early; see {logs[0].name}")
+            time.sleep(0.02)
+        wall = time.perf_counter() - started
+    except BaseException:
+        for log in logs:
+            log.flush()
+            sys.stderr.write(open(log.name, errors="replace").read()[-3000:])
+        raise
+    finally:
+        for worker in workers:
+            common.stop_process_group(worker)
+        for log in logs:
+            log.close()
+    check_all_done(k, f"{count} worker(s)")
+    first_claim = DBTaskResult.objects.aggregate(t=Min("started_at"))["t"]
+    last_final = GenerationTask.objects.aggregate(t=Max("finished_at"))["t"]
+    return {
+        "wall": wall,
+        "busy": (last_final - first_claim).total_seconds(),
+        "startup": (first_claim - launched).total_seconds(),
+        "jobs": DBTaskResult.objects.count(),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

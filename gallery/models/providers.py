@@ -1,0 +1,33 @@
+from django.db import models
+from django.utils import timezone
+
+
+class ProviderCall(models.Model):
+    """One attempt to create a task at a provider. The router's circuit breaker and the
+    providers page read these, so web and worker processes see the same health."""
+
+    provider = models.CharField(max_length=20)
+    at = models.DateTimeField(default=timezone.now)
+    # False when the provider itself failed (retryable error or an account problem); a refusal
+    # of the task's own content (e.g. the safety filter) shows the provider is up.
+    ok = models.BooleanField()
+    code = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["provider", "-at"], name="provider_call_recent")]
+
+    def __str__(self):
+        return f"{self.provider} {'ok' if self.ok else self.code} at {self.at:%H:%M:%S}"
+
+
+class ProviderResult(models.Model):
+    """A synchronous provider's answer, kept so that `get(id)` can return it like an
+    asynchronous upstream would (its links die after a day, and so do these rows)."""
+
+    id = models.CharField(max_length=64, primary_key=True)
+    provider = models.CharField(max_length=20)
+    results = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self):
+        return self.id
