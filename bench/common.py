@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -51,6 +52,9 @@ def note(text):
     print(f"  {text}", flush=True)
 
 
+NUMBER = re.compile(r"^[-+]?[\d.,]+\s?(×|%|s|ms|MB)?$|^-$")
+
+
 def table(headers, rows):
     """A plain aligned table; numbers right-aligned."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
@@ -59,8 +63,7 @@ def table(headers, rows):
     def line(row):
         out = []
         for i, cell in enumerate(row):
-            numeric = cell[:1].isdigit() or cell[:1] in "-+." and cell[1:2].isdigit()
-            out.append(cell.rjust(widths[i]) if numeric and i else cell.ljust(widths[i]))
+            out.append(cell.rjust(widths[i]) if i and NUMBER.match(cell) else cell.ljust(widths[i]))
         return "  " + "  ".join(out).rstrip()
 
     print(line(cells[0]))

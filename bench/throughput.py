@@ -185,14 +185,15 @@ def with_workers(team, user, k, count, tmp):
         while GenerationTask.objects.unfinished().exists():
             if time.perf_counter() - started > TIMEOUT:
                 raise SystemExit(f"{count} worker(s): tasks still unfinished after {TIMEOUT} s")
-            if any(w.poll() is not None for w in workers):
-                raise SystemExit(f"a worker exited early; see {logs[0].name}")
+            if exited := [w for w in workers if w.poll() is not None]:
+                raise SystemExit(f"a worker exited early with code {exited[0].returncode}")
             time.sleep(0.02)
         wall = time.perf_counter() - started
     except BaseException:
         for log in logs:
             log.flush()
-            sys.stderr.write(open(log.name, errors="replace").read()[-3000:])
+            with open(log.name, errors="replace") as f:
+                sys.stderr.write(f"--- {os.path.basename(log.name)} (end) ---\n{f.read()[-3000:]}\n")
         raise
     finally:
         for worker in workers:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from gallery import images
 from gallery.forms import sent_prompt
 from gallery.models import GalleryImage, GenerationTask, ReferenceImage, Status
-from gallery.providers import ProviderError, default_provider_name, get_provider, price_per_image
+from gallery.providers import ProviderError, default_provider_name, get_provider, price_per_image, router
 
 log = logging.getLogger(__name__)
 EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
@@ -176,9 +176,6 @@ def step(task):
 
 
 def create_upstream(task):
-    provider = get_provider_or_fail(task)
-    if provider is None:
-        return
     if task.create_started_at:
         # A worker died during a create call: the upstream may hold a task we never heard of.
         # Submit again, but only once, so a crash loop cannot keep paying for lost tasks.
@@ -188,22 +185,53 @@ def create_upstream(task):
         log.warning("Task %s: earlier create may have reached the provider; resubmitting once", task.pk)
         task.update_fields(uncertain_creates=task.uncertain_creates + 1)
     try:
-        urls = deliver_references(task, provider)
-        task.update_fields(create_started_at=timezone.now())
-        created = provider.create(task, urls)
+        # The router tries the cheapest healthy provider first and fails over to the next.
+        _, created = router.create(task, lambda provider: create_at(task, provider))
     except ProviderError as e:
         task.update_fields(create_started_at=None)
         handle_error(task, e)
         return
     now = timezone.now()
+    # A synchronous provider answers with its images: fetch them now, their links expire.
+    first_check = 0 if created.status == "completed" else settings.TASK_FIRST_CHECK_SECONDS
     task.move_to(
         Status.SUBMITTED,
         upstream_id=created.id,
         create_started_at=None,
         progress=created.progress,
-        next_check_at=now + timedelta(seconds=settings.TASK_FIRST_CHECK_SECONDS),
+        next_check_at=now + timedelta(seconds=first_check),
         deadline_at=now + timedelta(seconds=settings.TASK_DEADLINE_SECONDS),
     )
+
+
+def create_at(task, provider):
+    """One create attempt at one provider; the task records who runs it and at what price."""
+    if provider.name != task.provider:
+        forget_references(task)
+        price = Decimal(str(price_per_image(provider.name)))
+        task.update_fields(provider=provider.name, price_per_image=price, reserved_cost=price * task.n)
+    urls = deliver_references(task, provider)
+    task.update_fields(create_started_at=timezone.now())
+    try:
+        return provider.create(task, urls)
+    except ProviderError:
+        task.update_fields(create_started_at=None)
+        raise
+
+
+def forget_references(task):
+    """Failing over: references sent to the previous provider are no use to the next one."""
+    try:
+        previous = get_provider(task.provider)
+    except ProviderError:
+        previous = None
+    for ref in task.references.exclude(upstream_url=""):
+        try:
+            if previous and ref.upstream_file_id:
+                previous.delete_reference(ref.upstream_file_id)
+        except ProviderError:
+            log.warning("Task %s: upstream file %s not deleted", task.pk, ref.upstream_file_id)
+        ReferenceImage.objects.filter(pk=ref.pk).update(upstream_file_id="", upstream_url="")
 
 
 def deliver_references(task, provider):

@@ -19,6 +19,7 @@ from django.utils import timezone
 from gallery.models import ProviderResult
 
 from .base import FINAL_CODES, ProviderError, UpstreamTask
+from .evolink import retry_after
 from .http import USER_AGENT, open_url
 
 MODEL = "seedream-4-0-250828"
@@ -79,8 +80,10 @@ class BytePlusProvider:
         if not results:
             # In a batch each image may fail on its own; with none left, the first reason counts.
             errors = [item["error"] for item in items if isinstance(item, dict) and isinstance(item.get("error"), dict)]
+            if errors and "SensitiveContent" in str(errors[0].get("code")):
+                raise task_error(str(errors[0]["code"]), "")
             if errors:
-                raise task_error(str(errors[0].get("code") or ""), str(errors[0].get("message") or ""))
+                raise ProviderError.from_task_code("generation_failed_no_content")
         upstream_id = f"byteplus-{secrets.token_hex(12)}"
         ProviderResult.objects.filter(created_at__lt=timezone.now() - timedelta(days=1)).delete()
         ProviderResult.objects.create(id=upstream_id, provider=self.name, results=results)
@@ -132,8 +135,6 @@ class BytePlusProvider:
 def http_error(status, answer, headers):
     """BytePlus answers {"error": {"code", "message", "type"}}; its codes are mapped onto the
     vocabulary EvoLink uses, so the router and the history read both alike."""
-    from .evolink import retry_after
-
     found = answer.get("error") if isinstance(answer, dict) else None
     found = found if isinstance(found, dict) else {}
     code, detail = str(found.get("code") or ""), str(found.get("message") or "")[:300]

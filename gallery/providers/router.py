@@ -1,0 +1,122 @@
+"""Failover: a task goes to the cheapest configured provider whose circuit breaker is not open,
+and to the next one when that provider fails (SPEC §7: "if it is down, the next cheapest
+available is used").
+
+The breaker reads the last create calls recorded in the database (ProviderCall), so web and
+worker processes agree: after BREAKER_FAILURES failures in a row a provider is open (skipped)
+for BREAKER_COOLDOWN_SECONDS, then half-open: the next task tries it again, and one success
+closes it while one more failure opens it for another cool-down.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from gallery.models import ProviderCall
+
+from . import KEY_SETTINGS, LABELS, ProviderError, get_provider, price_per_image
+
+log = logging.getLogger(__name__)
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+# The provider's account cannot run anything (key refused, no funds, no access): another
+# provider may well run the task, so these fail over like passing errors do.
+ACCOUNT_CODES = {"authentication_error", "insufficient_quota_error", "permission_error"}
+RECENT = timedelta(hours=24)
+ALL_RESTING = (
+    "Every provider failed several times in a row just now, so the studio is giving them a "
+    "short rest before trying again."
+)
+
+
+def configured():
+    """The providers this instance may use, cheapest first; the sandbox only without any other."""
+    names = [name for name, key in KEY_SETTINGS.items() if getattr(settings, key)]
+    return sorted(names, key=price_per_image) or ["sandbox"]
+
+
+def breaker(name, now=None):
+    """(state, until): `until` is when an open breaker turns half-open."""
+    now = now or timezone.now()
+    last = list(ProviderCall.objects.filter(provider=name).order_by("-at", "-id")[: settings.BREAKER_FAILURES])
+    if len(last) < settings.BREAKER_FAILURES or any(call.ok for call in last):
+        return CLOSED, None
+    until = last[0].at + timedelta(seconds=settings.BREAKER_COOLDOWN_SECONDS)
+    return (OPEN if now < until else HALF_OPEN), until
+
+
+def first_choice():
+    names = configured()
+    if len(names) == 1:
+        return names[0]
+    return next((name for name in names if breaker(name)[0] != OPEN), names[0])
+
+
+def create(task, attempt):
+    """Calls `attempt(provider)` (deliver the references, create the task) at each usable
+    provider, cheapest first, until one accepts; returns (provider, UpstreamTask).
+
+    A refusal of the task itself (its prompt, its settings) is raised at once: the next
+    provider would refuse it too. When every provider failed, the first passing error is
+    raised (the pipeline retries it later), else the first final one.
+    """
+    now = timezone.now()
+    usable, reopen_at = [], []
+    for name in configured():
+        state, until = breaker(name, now)
+        if state == OPEN:
+            reopen_at.append(until)
+        else:
+            usable.append(name)
+    if not usable:
+        wait = (min(reopen_at) - now).total_seconds()
+        raise ProviderError(ALL_RESTING, code="providers_resting", retryable=True, retry_after=wait)
+    errors = []
+    for name in usable:
+        provider = get_provider(name)
+        try:
+            created = attempt(provider)
+        except ProviderError as e:
+            provider_failed = e.retryable or e.code in ACCOUNT_CODES
+            record(name, ok=not provider_failed, code=e.code)
+            if not provider_failed:
+                raise
+            log.warning("Task %s: %s failed (%s); trying the next provider", task.pk, name, e.code)
+            errors.append(e)
+            continue
+        record(name, ok=True)
+        return provider, created
+    raise next((e for e in errors if e.retryable), errors[0])
+
+
+def record(name, ok, code=""):
+    now = timezone.now()
+    ProviderCall.objects.create(provider=name, at=now, ok=ok, code=code)
+    ProviderCall.objects.filter(at__lt=now - 2 * RECENT).delete()
+
+
+def overview():
+    """The providers page's rows: each configured provider with its price and health."""
+    now = timezone.now()
+    rows = []
+    for name in configured():
+        state, until = breaker(name, now)
+        recent = ProviderCall.objects.filter(provider=name, at__gte=now - RECENT)
+        counts = recent.aggregate(calls=Count("id"), failed=Count("id", filter=Q(ok=False)))
+        last_failure = recent.filter(ok=False).order_by("-at").first()
+        rows.append(
+            {
+                "name": name,
+                "label": LABELS.get(name, name),
+                "price": price_per_image(name),
+                "state": state,
+                "until": until,
+                "calls": counts["calls"],
+                "failed": counts["failed"],
+                "error_rate": round(100 * counts["failed"] / counts["calls"]) if counts["calls"] else None,
+                "last_failure": last_failure,
+            }
+        )
+    return rows
