@@ -10,6 +10,7 @@ runner exits non-zero only when a script crashed, never because a figure missed 
 
 import argparse
 import datetime
+import os
 import signal
 import subprocess
 import sys
@@ -36,6 +37,9 @@ def main(argv=None):
     print(f"Seedream Studio benchmarks — {datetime.date.today().isoformat()}"
           f"{' (quick)' if args.quick else ''}")
     print(f"Machine: {machine()}")
+    load = os.getloadavg()[0]
+    print(f"Load average (1 min) at start: {load:.2f}"
+          + ("  — something else is using the CPUs; figures will be noisy" if load > 0.5 else ""))
     print("Figures are ratios against a floor measured in the same run (lower is better).", flush=True)
 
     results = []
@@ -53,6 +57,7 @@ def main(argv=None):
         results.append((name, code, time.monotonic() - started))
 
     print("\n== summary ==")
+    print(f"  load average (1 / 5 min) at the end: {os.getloadavg()[0]:.2f} / {os.getloadavg()[1]:.2f}")
     for name, code, seconds in results:
         print(f"  {name:<11} {'ok' if code == 0 else f'CRASHED (exit {code})':<18} {seconds:6.1f} s")
     return 0 if all(code == 0 for _, code, _ in results) else 1

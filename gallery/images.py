@@ -7,6 +7,7 @@ import io
 import json
 import math
 import random
+import re
 import struct
 import tempfile
 import textwrap
@@ -322,7 +323,7 @@ def _reference_strip(canvas, references, margin, side, bottom):
 # between byte ranges of the original, so every byte of image data stays as stored and a file of
 # any size streams through a small, fixed buffer.
 
-COPY_CHUNK_BYTES = 1024 * 1024
+COPY_CHUNK_BYTES = 256 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"
 JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -348,9 +349,9 @@ class Metadata:
     settings: dict = field(default_factory=dict)  # everything else (JSON-serialisable)
     software: str = "Seedream Studio"
 
-    def settings_json(self):
-        # ASCII only (non-ASCII as \u escapes), so it fits EXIF's ASCII UserComment exactly.
-        return json.dumps(self.settings, ensure_ascii=True, separators=(", ", ": "))
+    def settings_json(self, ascii_only=False):
+        # EXIF's UserComment is declared ASCII: there non-ASCII characters become \u escapes.
+        return json.dumps(self.settings, ensure_ascii=ascii_only, separators=(", ", ": "))
 
 
 @dataclass(frozen=True)
@@ -383,7 +384,8 @@ def with_metadata(fp, size: int, image_format: str, meta: Metadata) -> Spliced:
     """The original (fp: seekable binary file of `size` bytes) with `meta` written into it: text
     chunks and XMP in a PNG; EXIF and XMP in a JPEG or WebP. Existing EXIF fields and XMP are kept.
     Raises InvalidImage when the file's layout is not one we can splice safely."""
-    splice = {"PNG": _png_with_metadata, "JPEG": _jpeg_with_metadata, "WEBP": _webp_with_metadata}.get(image_format)
+    splicers = {"PNG": _png_with_metadata, "JPEG": _jpeg_with_metadata, "WEBP": _webp_with_metadata}
+    splice = splicers.get(image_format)
     if splice is None:
         raise InvalidImage(f"Metadata cannot be written into {image_format} files.")
     try:
@@ -415,10 +417,12 @@ def _read_at(fp, position, count):
     return data
 
 
+XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def _xml_text(text):
     # XML 1.0 forbids most control characters; prompts never hold them, API input might.
-    clean = "".join(c for c in text if c in "\t\n\r" or not (ord(c) < 32 or c in "\ufffe\uffff"))
-    return escape(clean, {'"': "&quot;"})
+    return escape(XML_FORBIDDEN.sub("", text), {'"': "&quot;"})
 
 
 def _xmp_description(meta, full=True):
@@ -427,7 +431,9 @@ def _xmp_description(meta, full=True):
     props = []
     if full:
         props += [
-            f'<dc:description><rdf:Alt><rdf:li xml:lang="x-default">{_xml_text(meta.prompt)}</rdf:li></rdf:Alt></dc:description>',
+            "<dc:description><rdf:Alt>"
+            f'<rdf:li xml:lang="x-default">{_xml_text(meta.prompt)}</rdf:li>'
+            "</rdf:Alt></dc:description>",
             f"<dc:creator><rdf:Seq><rdf:li>{_xml_text(meta.author)}</rdf:li></rdf:Seq></dc:creator>",
             f"<xmp:CreateDate>{meta.created.isoformat(timespec='seconds')}</xmp:CreateDate>",
             f"<xmp:CreatorTool>{_xml_text(meta.software)}</xmp:CreatorTool>",
@@ -475,7 +481,7 @@ def _exif_block(meta, existing=None):
     details[0x9003] = stamp  # DateTimeOriginal
     if offset:
         details[0x9011] = f"{offset[:3]}:{offset[3:]}"  # OffsetTimeOriginal
-    details[0x9286] = b"ASCII\0\0\0" + meta.settings_json().encode("ascii")  # UserComment
+    details[0x9286] = b"ASCII\0\0\0" + meta.settings_json(ascii_only=True).encode("ascii")  # UserComment
     return _as_undefined(exif.tobytes(), 0x8769, 0x9286)
 
 
@@ -712,6 +718,8 @@ def _webp_with_metadata(fp, size, meta):
         if not ((chunk is old_exif and exif) or (chunk is old_xmp and xmp)):
             body.append(chunk[:2])
     # WebP's EXIF chunk holds the TIFF data itself, without JPEG's "Exif\0\0" prefix.
-    body.append((_riff_chunk(b"EXIF", exif[6:]) if exif else b"") + (_riff_chunk(b"XMP ", xmp) if xmp else b""))
+    body.append(
+        (_riff_chunk(b"EXIF", exif[6:]) if exif else b"") + (_riff_chunk(b"XMP ", xmp) if xmp else b"")
+    )
     body_size = Spliced(tuple(body)).size
     return [b"RIFF" + struct.pack("<I", 4 + body_size) + b"WEBP", *body]

@@ -159,6 +159,19 @@ def advance(task_id):
         schedule(task)
 
 
+def wake(task_id):
+    """Checks an unfinished task now (an upstream said something changed); no-op otherwise."""
+    woken = (
+        GenerationTask.objects.unfinished()
+        .lease_free()
+        .filter(pk=task_id, status__in=[Status.SUBMITTED, Status.RUNNING])
+        .update(next_check_at=timezone.now())
+    )
+    if woken:
+        enqueue(task_id)
+    return bool(woken)
+
+
 def schedule(task):
     when = task.next_check_at
     enqueue(task.pk, run_after=when if when > timezone.now() else None)

@@ -1,20 +1,28 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from gallery.views import accounts, errors, media, pages, studio, teams
+from gallery.views import accounts, callbacks, errors, gallery, media, pages, studio, teams
+from gallery.views.providers import providers
 
 urlpatterns = [
     path("", studio.studio, name="studio"),
     path("history/", studio.history_fragment, name="history"),
+    path("upstream/evolink/<uuid:task_id>/<str:token>/", callbacks.evolink, name="evolink_callback"),
     path("tasks/<uuid:task_id>/", studio.task_detail, name="task_detail"),
     path("tasks/<uuid:task_id>/retry/", studio.retry, name="task_retry"),
     path("tasks/<uuid:task_id>/cancel/", studio.cancel, name="task_cancel"),
     path("tasks/<uuid:task_id>/delete/", studio.delete, name="task_delete"),
-    path("gallery/", pages.gallery, name="gallery"),
+    path("gallery/", gallery.gallery, name="gallery"),
+    path("gallery/<int:image_id>/", gallery.image_detail, name="image_detail"),
+    path("gallery/<int:image_id>/favourite/", gallery.favourite, name="image_favourite"),
+    path("gallery/delete/", gallery.delete, name="gallery_delete"),
+    path("gallery/download/", media.download_zip, name="gallery_zip"),
     path("usage/", pages.usage, name="usage"),
     path("api/", pages.api, name="api"),
+    path("providers/", providers, name="providers"),
     path("media/image/<int:image_id>/", media.original, name="image_original"),
     path("media/image/<int:image_id>/thumb/", media.thumbnail, name="image_thumbnail"),
+    path("media/image/<int:image_id>/download/", media.download, name="image_download"),
     path("media/reference/<int:reference_id>/", media.reference, name="reference_file"),
     # Accounts
     path("welcome/", accounts.welcome, name="welcome"),

@@ -12,6 +12,7 @@ class ProviderCall(models.Model):
     # of the task's own content (e.g. the safety filter) shows the provider is up.
     ok = models.BooleanField()
     code = models.CharField(max_length=100, blank=True)
+    message = models.TextField(blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["provider", "-at"], name="provider_call_recent")]

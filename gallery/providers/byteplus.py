@@ -26,7 +26,12 @@ MODEL = "seedream-4-0-250828"
 # Generating up to 15 images takes a while. The read timeout stays inside the task's lease, so
 # no second worker starts the same (paid) request while this one still waits.
 TIMEOUT = None  # tests set a short one
-RETRYABLE_STATUSES = {429, 500, 502, 503}
+PASSING_ERRORS = {
+    429: ("rate_limit_error", "BytePlus is receiving too many requests right now."),
+    500: ("internal_server_error", "BytePlus had an internal error."),
+    502: ("upstream_error", "BytePlus is temporarily unavailable."),
+    503: ("service_unavailable_error", "BytePlus is temporarily unavailable."),
+}
 STORE_PREFIX = "byteplus/uploads/"
 URL_PREFIX = "byteplus://file/"
 NO_FUNDS = (
@@ -34,6 +39,25 @@ NO_FUNDS = (
     "BytePlus ModelArk account, then retry this task."
 )
 UNREADABLE = "BytePlus sent an answer the studio could not read. It will be tried again."
+# Refusals by (status, code), or by status for any other code.
+FINAL_ERRORS = {
+    401: (
+        "authentication_error",
+        "BytePlus did not accept the studio's API key. An administrator of this instance must "
+        "check BYTEPLUS_API_KEY.",
+    ),
+    (403, "AccountOverdueError"): ("insufficient_quota_error", NO_FUNDS),
+    403: (
+        "permission_error",
+        "The BytePlus account may not use Seedream 4. An owner should enable the model in the "
+        "ModelArk console.",
+    ),
+    404: (
+        "not_found_error",
+        "BytePlus does not offer Seedream 4 to this account. An owner should activate the model in "
+        "the ModelArk console.",
+    ),
+}
 
 
 class BytePlusProvider:
@@ -79,10 +103,10 @@ class BytePlusProvider:
         results = [item["url"] for item in items if isinstance(item, dict) and _is_http(item.get("url"))]
         if not results:
             # In a batch each image may fail on its own; with none left, the first reason counts.
-            errors = [item["error"] for item in items if isinstance(item, dict) and isinstance(item.get("error"), dict)]
-            if errors and "SensitiveContent" in str(errors[0].get("code")):
-                raise task_error(str(errors[0]["code"]), "")
-            if errors:
+            codes = [str((item.get("error") or {}).get("code")) for item in items if isinstance(item, dict)]
+            if codes and "SensitiveContent" in codes[0]:
+                raise task_error(codes[0], "")
+            if codes:
                 raise ProviderError.from_task_code("generation_failed_no_content")
         upstream_id = f"byteplus-{secrets.token_hex(12)}"
         ProviderResult.objects.filter(created_at__lt=timezone.now() - timedelta(days=1)).delete()
@@ -101,7 +125,8 @@ class BytePlusProvider:
     def _data_uri(self, url):
         name = url.removeprefix(URL_PREFIX)
         if not url.startswith(URL_PREFIX) or not default_storage.exists(name):
-            raise ProviderError("A reference image could not be found to send to BytePlus. Retry the task.", code="reference_missing")
+            message = "A reference image could not be found to send to BytePlus. Retry the task."
+            raise ProviderError(message, code="reference_missing")
         with default_storage.open(name, "rb") as f:
             data = f.read()
         content_type = "image/png" if name.endswith(".png") else "image/jpeg"
@@ -118,9 +143,8 @@ class BytePlusProvider:
         except httpx.TimeoutException as e:
             raise ProviderError("BytePlus did not answer in time.", code="timeout", retryable=True) from e
         except httpx.HTTPError as e:
-            raise ProviderError(
-                f"The studio could not reach BytePlus ({e.__class__.__name__}).", code="network", retryable=True
-            ) from e
+            message = f"The studio could not reach BytePlus ({e.__class__.__name__})."
+            raise ProviderError(message, code="network", retryable=True) from e
         try:
             answer = response.json()
         except ValueError:
@@ -133,35 +157,22 @@ class BytePlusProvider:
 
 
 def http_error(status, answer, headers):
-    """BytePlus answers {"error": {"code", "message", "type"}}; its codes are mapped onto the
-    vocabulary EvoLink uses, so the router and the history read both alike."""
+    """BytePlus answers {"error": {"code", "message", "type"}}; its errors are mapped onto the
+    codes EvoLink uses, so the router and the history read both alike."""
     found = answer.get("error") if isinstance(answer, dict) else None
     found = found if isinstance(found, dict) else {}
     code, detail = str(found.get("code") or ""), str(found.get("message") or "")[:300]
-    if status in RETRYABLE_STATUSES:
-        kind = {429: "rate_limit_error", 500: "internal_server_error", 502: "upstream_error"}.get(
-            status, "service_unavailable_error"
-        )
-        message = "BytePlus is receiving too many requests right now." if status == 429 else "BytePlus is temporarily unavailable."
-        return ProviderError(message, code=kind, retryable=True, retry_after=retry_after(headers.get("Retry-After")))
-    if status == 401:
-        return ProviderError(
-            "BytePlus did not accept the studio's API key. An administrator of this instance must check BYTEPLUS_API_KEY.",
-            code="authentication_error",
-        )
-    if status == 403 and code == "AccountOverdueError":
-        return ProviderError(NO_FUNDS, code="insufficient_quota_error")
-    if status == 403:
-        return ProviderError(
-            "The BytePlus account may not use Seedream 4. An owner should enable the model in the ModelArk console.",
-            code="permission_error",
-        )
+    if status in PASSING_ERRORS:
+        kind, message = PASSING_ERRORS[status]
+        after = retry_after(headers.get("Retry-After"))
+        return ProviderError(message, code=kind, retryable=True, retry_after=after)
     if status == 400:
         return task_error(code, detail)
-    message = f"BytePlus answered HTTP {status}."
-    if status == 404:
-        message = "BytePlus does not offer Seedream 4 to this account. An owner should activate the model in the ModelArk console."
-    return ProviderError(message, code="not_found_error" if status == 404 else f"http_{status}")
+    kind, message = FINAL_ERRORS.get((status, code)) or FINAL_ERRORS.get(status) or (
+        f"http_{status}",
+        f"BytePlus answered HTTP {status}.",
+    )
+    return ProviderError(message, code=kind)
 
 
 def task_error(code, detail):

@@ -16,7 +16,7 @@ from .http import USER_AGENT, open_url
 MODEL = "doubao-seedream-4.0"
 TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=60.0, pool=10.0)
 CREDITS_TIMEOUT = httpx.Timeout(3.0)  # the providers page waits no longer than this
-CREDITS_PER_IMAGE = 1.6
+CREDITS_PER_IMAGE = Decimal("1.6")
 STATUSES = {"pending", "processing", "completed", "failed"}
 RETRYABLE_STATUSES = {429, 500, 502, 503}
 MAX_RETRY_AFTER = 600.0
@@ -40,7 +40,10 @@ HTTP_ERRORS = {
         "access to Seedream 4 at evolink.ai.",
     ),
     404: ("not_found_error", "EvoLink does not know what the studio asked for."),
-    413: ("request_too_large_error", "The request was too large for EvoLink: use fewer or smaller reference images."),
+    413: (
+        "request_too_large_error",
+        "The request was too large for EvoLink: use fewer or smaller reference images.",
+    ),
     429: ("rate_limit_error", "EvoLink is receiving too many requests from this account right now."),
     500: ("internal_server_error", "EvoLink had an internal error."),
     502: ("upstream_error", "EvoLink's own upstream failed."),
@@ -50,7 +53,7 @@ FILE_QUOTA = (
     "EvoLink's file storage for this account is full (it holds about 100 files). The studio "
     "deletes its files when tasks finish, so this will be tried again."
 )
-UNREADABLE = "EvoLink sent an answer the studio could not read."
+UNREADABLE = "EvoLink sent an answer the studio could not read. It will be tried again."
 
 
 class EvoLinkProvider:
@@ -100,7 +103,8 @@ class EvoLinkProvider:
 
     def delete_reference(self, file_id):
         try:
-            self._request("DELETE", f"{self.files_url}/api/v1/files/{quote(file_id, safe='')}", file_service=True)
+            url = f"{self.files_url}/api/v1/files/{quote(file_id, safe='')}"
+            self._request("DELETE", url, file_service=True)
         except ProviderError as e:
             if e.code != "not_found_error":  # already gone: that is what we wanted
                 raise
@@ -109,8 +113,9 @@ class EvoLinkProvider:
         return open_url(url)
 
     def credits(self):
-        """The account's remaining credits: {"user": …, "token": … or None when the key is
-        unlimited}. Raises ProviderError, quickly, when EvoLink cannot tell."""
+        """The account's remaining credits: {"user": …, "images": about how many images they
+        buy, "token": what this key may still spend, None when unlimited}. Raises
+        ProviderError, quickly, when EvoLink cannot tell."""
         answer = self._request("GET", f"{self.base_url}/v1/credits", timeout=CREDITS_TIMEOUT)
         data = answer.get("data")
         user = data.get("user") if isinstance(data, dict) else None
@@ -121,8 +126,9 @@ class EvoLinkProvider:
             if isinstance(token, dict) and not token.get("unlimited_credits"):
                 token_left = float(token["remaining_credits"])
         except (KeyError, TypeError, ValueError):
-            raise ProviderError(UNREADABLE, code="invalid_response", retryable=True) from None
-        return {"user": remaining, "token": token_left}
+            raise unreadable() from None
+        images = int(Decimal(str(remaining)) / CREDITS_PER_IMAGE) if remaining > 0 else 0
+        return {"user": remaining, "images": images, "token": token_left}
 
     def _request(self, method, url, *, timeout=None, file_service=False, **kwargs):
         """The JSON object EvoLink answered; network trouble, HTTP errors and unreadable
@@ -134,9 +140,8 @@ class EvoLinkProvider:
         except httpx.TimeoutException as e:
             raise ProviderError("EvoLink did not answer in time.", code="timeout", retryable=True) from e
         except httpx.HTTPError as e:
-            raise ProviderError(
-                f"The studio could not reach EvoLink ({e.__class__.__name__}).", code="network", retryable=True
-            ) from e
+            message = f"The studio could not reach EvoLink ({e.__class__.__name__})."
+            raise ProviderError(message, code="network", retryable=True) from e
         try:
             body = response.json() if response.content else {}
         except ValueError:
@@ -146,7 +151,7 @@ class EvoLinkProvider:
                 raise file_service_error(response.status_code, body, response.headers)
             raise http_error(response.status_code, body, response.headers)
         if not isinstance(body, dict):
-            raise ProviderError(f"{UNREADABLE} It will be tried again.", code="invalid_response", retryable=True)
+            raise unreadable()
         return body
 
 
@@ -154,7 +159,7 @@ def parse_task(answer):
     """An UpstreamTask from EvoLink's task object (the answer to create and to get)."""
     task_id, status = answer.get("id"), answer.get("status")
     if not isinstance(task_id, str) or not task_id or status not in STATUSES:
-        raise ProviderError(f"{UNREADABLE} It will be tried again.", code="invalid_response", retryable=True)
+        raise unreadable()
     try:
         progress = max(0, min(100, int(answer.get("progress") or 0)))
     except (TypeError, ValueError):
@@ -171,7 +176,8 @@ def parse_task(answer):
 def http_error(status, body, headers):
     found = body.get("error") if isinstance(body, dict) else None
     found = found if isinstance(found, dict) else {}
-    code, sentence = HTTP_ERRORS.get(status, (str(found.get("type") or f"http_{status}"), f"EvoLink answered HTTP {status}."))
+    fallback = (str(found.get("type") or f"http_{status}"), f"EvoLink answered HTTP {status}.")
+    code, sentence = HTTP_ERRORS.get(status, fallback)
     retryable = status in RETRYABLE_STATUSES
     detail = str(found.get("message") or "")[:300]
     if detail and status not in (401, 402) and not retryable:
@@ -187,16 +193,20 @@ def file_service_error(status, body, headers=None):
     body = body if isinstance(body, dict) else {}
     detail = str(body.get("msg") or body.get("message") or "")
     status = status if isinstance(status, int) else 400
-    if "quota" in detail.lower() or "limit" in detail.lower():
+    if "quota" in detail.lower():
         return ProviderError(FILE_QUOTA, code="file_quota", retryable=True)
     if status in (401, 402, 404) or status in RETRYABLE_STATUSES:
         return http_error(status, {"error": {"message": detail}}, headers or {})
     if status < 400:  # an answer without the file we asked for
-        return ProviderError(f"{UNREADABLE} It will be tried again.", code="invalid_response", retryable=True)
+        return unreadable()
     message = "EvoLink's file service refused a reference image."
     if detail:
         message = f"{message} It said: “{detail[:300]}”"
     return ProviderError(message, code="file_rejected")
+
+
+def unreadable():
+    return ProviderError(UNREADABLE, code="invalid_response", retryable=True)
 
 
 def retry_after(value):

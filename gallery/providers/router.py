@@ -10,6 +10,7 @@ closes it while one more failure opens it for another cool-down.
 
 import logging
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Count, Q
@@ -40,7 +41,8 @@ def configured():
 def breaker(name, now=None):
     """(state, until): `until` is when an open breaker turns half-open."""
     now = now or timezone.now()
-    last = list(ProviderCall.objects.filter(provider=name).order_by("-at", "-id")[: settings.BREAKER_FAILURES])
+    calls = ProviderCall.objects.filter(provider=name).order_by("-at", "-id")
+    last = list(calls[: settings.BREAKER_FAILURES])
     if len(last) < settings.BREAKER_FAILURES or any(call.ok for call in last):
         return CLOSED, None
     until = last[0].at + timedelta(seconds=settings.BREAKER_COOLDOWN_SECONDS)
@@ -72,7 +74,9 @@ def create(task, attempt):
             usable.append(name)
     if not usable:
         wait = (min(reopen_at) - now).total_seconds()
-        raise ProviderError(ALL_RESTING, code="providers_resting", retryable=True, retry_after=wait)
+        last = ProviderCall.objects.filter(ok=False).order_by("-at", "-id").first()
+        message = f"{ALL_RESTING} Last problem: {last.message}" if last and last.message else ALL_RESTING
+        raise ProviderError(message, code="providers_resting", retryable=True, retry_after=wait)
     errors = []
     for name in usable:
         provider = get_provider(name)
@@ -80,7 +84,7 @@ def create(task, attempt):
             created = attempt(provider)
         except ProviderError as e:
             provider_failed = e.retryable or e.code in ACCOUNT_CODES
-            record(name, ok=not provider_failed, code=e.code)
+            record(name, ok=not provider_failed, code=e.code, message=e.message)
             if not provider_failed:
                 raise
             log.warning("Task %s: %s failed (%s); trying the next provider", task.pk, name, e.code)
@@ -91,9 +95,9 @@ def create(task, attempt):
     raise next((e for e in errors if e.retryable), errors[0])
 
 
-def record(name, ok, code=""):
+def record(name, ok, code="", message=""):
     now = timezone.now()
-    ProviderCall.objects.create(provider=name, at=now, ok=ok, code=code)
+    ProviderCall.objects.create(provider=name, at=now, ok=ok, code=code, message=message)
     ProviderCall.objects.filter(at__lt=now - 2 * RECENT).delete()
 
 
@@ -110,7 +114,7 @@ def overview():
             {
                 "name": name,
                 "label": LABELS.get(name, name),
-                "price": price_per_image(name),
+                "price": f"${Decimal(str(price_per_image(name))).normalize():f}",
                 "state": state,
                 "until": until,
                 "calls": counts["calls"],

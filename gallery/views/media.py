@@ -1,46 +1,107 @@
-"""Private media: every file is served only to members of the team that owns it."""
+"""Private media: every file is served only to members of the team that owns it (404 for anyone
+else), as the image type it was stored as, with nosniff and cache headers fit for private content.
+With object storage (a later issue) these same views will redirect to short-lived presigned URLs."""
 
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils.cache import get_conditional_response
+from django.utils.http import content_disposition_header
 from django.views.decorators.cache import cache_control
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
+from gallery import downloads
 from gallery.access import get_for_team, team_required
+from gallery.gallery_forms import SelectionForm
 from gallery.models import GalleryImage, ReferenceImage
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+HOUR = 3600
+YEAR = 365 * 24 * HOUR
+BLOCK_SIZE = 256 * 1024  # FileResponse's default 4 KB blocks cost a server round trip each
 
 
-def _serve(field, content_type, filename=None):
+def _protected(response):
+    response["X-Content-Type-Options"] = "nosniff"
+    # Opened on its own, a stored file is a document that may run and fetch nothing.
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    return response
+
+
+def _serve(request, field, content_type, filename=None, etag=None):
+    if etag and (not_modified := get_conditional_response(request, etag=etag)):
+        return not_modified
     try:
         handle = field.open("rb")
     except (FileNotFoundError, ValueError):
         raise Http404("The file is missing from storage.") from None
     response = FileResponse(handle, content_type=content_type, filename=filename)
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    response.block_size = BLOCK_SIZE
+    if etag:
+        response["ETag"] = etag
+    return _protected(response)
 
 
 @team_required
 @require_GET
-@cache_control(private=True, max_age=3600)
+@cache_control(private=True, max_age=HOUR)
 def original(request, image_id):
-    image = get_for_team(request, GalleryImage, pk=image_id)
-    ext = image.file.name.rsplit(".", 1)[-1]
-    return _serve(image.file, image.content_type, filename=f"seedream-{image.task_id}-{image.index + 1}.{ext}")
+    """The original exactly as stored, byte for byte (shown inline)."""
+    image = get_for_team(request, GalleryImage.objects.select_related("task"), pk=image_id)
+    return _serve(request, image.file, image.content_type, downloads.file_name(image), f'"{image.sha256}"')
 
 
 @team_required
 @require_GET
-@cache_control(private=True, max_age=31536000, immutable=True)
+@cache_control(private=True, max_age=YEAR, immutable=True)
 def thumbnail(request, image_id):
     # Thumbnail names are unique and never rewritten, so browsers may keep them for long.
     image = get_for_team(request, GalleryImage, pk=image_id)
-    return _serve(image.thumbnail, "image/webp")
+    return _serve(request, image.thumbnail, "image/webp")
 
 
 @team_required
 @require_GET
-@cache_control(private=True, max_age=3600)
+@cache_control(private=True, max_age=HOUR)
 def reference(request, reference_id):
     ref = get_for_team(request, ReferenceImage, pk=reference_id)
-    return _serve(ref.file, CONTENT_TYPES.get(ref.format, "application/octet-stream"))
+    return _serve(
+        request, ref.file, CONTENT_TYPES.get(ref.format, "application/octet-stream"), etag=f'"{ref.sha256}"'
+    )
+
+
+@team_required
+@require_GET
+@cache_control(private=True, max_age=HOUR)
+def download(request, image_id):
+    """The original's pixels with the prompt and settings written into the file, as an attachment."""
+    image = get_for_team(
+        request, GalleryImage.objects.select_related("task", "task__created_by"), pk=image_id
+    )
+    try:
+        chunks = downloads.open_download(image)
+    except (FileNotFoundError, ValueError):
+        raise Http404("The file is missing from storage.") from None
+    response = StreamingHttpResponse(chunks, content_type=image.content_type)
+    response["Content-Length"] = chunks.size
+    response["Content-Disposition"] = content_disposition_header(True, downloads.file_name(image))
+    return _protected(response)
+
+
+@team_required
+@require_POST
+def download_zip(request):
+    """A ZIP of the selected images and a manifest, streamed while it is built."""
+    form = SelectionForm(request.POST)
+    if not form.is_valid():
+        return render(request, "error.html", form.problem(), status=400)
+    selected = form.selected(
+        GalleryImage.objects.for_team(request.team).select_related("task", "task__created_by")
+    )
+    if selected is None:
+        raise Http404("Some of these images do not exist.")
+    response = StreamingHttpResponse(downloads.zip_chunks(selected), content_type="application/zip")
+    response["Content-Disposition"] = content_disposition_header(
+        True, downloads.zip_name(request.team, len(selected))
+    )
+    response["Cache-Control"] = "private, no-store"
+    return _protected(response)

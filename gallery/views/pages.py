@@ -3,14 +3,6 @@
 from django.shortcuts import render
 
 from gallery.access import team_required
-from gallery.models import GalleryImage
-
-
-@team_required
-def gallery(request):
-    images = GalleryImage.objects.for_team(request.team).select_related("task")[:60]
-    count = GalleryImage.objects.for_team(request.team).count()
-    return render(request, "gallery/gallery.html", {"images": images, "count": count})
 
 
 @team_required

@@ -78,6 +78,7 @@
     await Promise.all(added.map(decode));
     added.forEach((u) => { u.error = checkUpload(u); });
     uploads = uploads.concat(added);
+    touch("references", "n");
     renderTiles();
     validate();
   }
@@ -147,9 +148,14 @@
   }
 
   // --- Mirrored rules -------------------------------------------------------------------
+  // Fields showing the server's errors (a rejected submission). The server knows more than these
+  // checks (a blank prompt, a file it cannot read), so its errors stay until that field changes.
+  let serverErrors = new Set();
+  function touch(...fields) { fields.forEach((field) => serverErrors.delete(field)); }
+
   function showErrors(field, list) {
     const ul = $(form(), `[data-errors-for="${field}"]`);
-    if (!ul) return;
+    if (!ul || serverErrors.has(field)) return;
     ul.replaceChildren(...list.map((text) => Object.assign(document.createElement("li"), { textContent: text })));
   }
 
@@ -208,6 +214,7 @@
   function setUpForm(f) {
     if (!f || f.dataset.ready) return;
     f.dataset.ready = "1";
+    serverErrors = new Set($$(f, "ul[data-errors-for]").filter((ul) => ul.children.length).map((ul) => ul.dataset.errorsFor));
     const zone = $(f, "[data-dropzone]");
     const input = $(f, "[data-file-input]");
     zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("is-dragover"); });
@@ -231,6 +238,7 @@
       const li = button.closest("li");
       uploads = uploads.filter((u) => u.token !== li.dataset.token);
       li.remove();
+      touch("references", "n");
       updateCount(); validate();
       zone.focus();
     });
@@ -243,8 +251,9 @@
       if (sibling) { before ? sibling.before(li) : sibling.after(li); li.focus(); }
     });
     if (window.Sortable) window.Sortable.create(list, { animation: 120, onEnd: validate });
-    f.addEventListener("input", validate);
-    f.addEventListener("change", validate);
+    const edited = (e) => { if (e.target.name) touch(e.target.name); validate(); };
+    f.addEventListener("input", edited);
+    f.addEventListener("change", edited);
     f.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); f.requestSubmit(); }
     });

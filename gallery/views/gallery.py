@@ -1,0 +1,99 @@
+"""The gallery: the team's images newest first, one image's page, favourites and deletion."""
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from gallery.access import get_for_team, team_required
+from gallery.gallery_forms import GalleryFilters, SelectionForm
+from gallery.models import GalleryImage
+
+PAGE_SIZE = 48
+COUNT_LIMIT = 10_000  # beyond this the page says "10,000+ images"
+
+
+@team_required
+@require_GET
+def gallery(request):
+    filters = GalleryFilters(request.GET, team=request.team)
+    ctx = {"filters": filters, "images": [], "next_cursor": None, "count": None, "count_limit": COUNT_LIMIT}
+    if filters.is_valid():
+        found = filters.apply(GalleryImage.objects.for_team(request.team))
+        cursor = filters.cleaned_data["cursor"]
+        ctx["images"], ctx["next_cursor"] = found.select_related("task").page(PAGE_SIZE, cursor)
+        ctx["query"] = filters.query()
+        if not (request.htmx and cursor):
+            ctx["count"] = found.count_up_to(COUNT_LIMIT + 1)
+    # Scrolling asks htmx for the next page alone, the filter bar for the results alone.
+    template = "gallery/gallery.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#next-page" if request.GET.get("cursor") else "#results"
+    response = render(request, template, ctx, status=200 if filters.is_valid() else 400)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@team_required
+@require_GET
+def image_detail(request, image_id):
+    image = get_for_team(
+        request, GalleryImage.objects.select_related("task", "task__created_by"), pk=image_id
+    )
+    # Previous and next follow the gallery view the image was opened from.
+    filters = GalleryFilters(request.GET, team=request.team)
+    scope = GalleryImage.objects.for_team(request.team)
+    if filters.is_valid():
+        scope = filters.apply(scope)
+    newer, older = scope.neighbours(image)
+    ctx = {
+        "image": image,
+        "task": image.task,
+        "siblings": image.task.images.exclude(pk=image.pk).order_by("index"),
+        "references": image.task.references.all(),
+        "newer": newer,
+        "older": older,
+        "query": filters.query() if filters.is_valid() else "",
+    }
+    return render(request, "gallery/image.html", ctx)
+
+
+@team_required
+@require_POST
+def favourite(request, image_id):
+    image = get_for_team(request, GalleryImage, pk=image_id)
+    image.set_favourite(request.POST.get("favourite") == "1")
+    if request.htmx:
+        ctx = {"image": image, "compact": request.POST.get("compact") == "1", "next": _next(request)}
+        return render(request, "gallery/_favourite.html", ctx)
+    next_url = _next(request)
+    return redirect(next_url) if next_url else redirect("image_detail", image.pk)
+
+
+@team_required
+@require_POST
+def delete(request):
+    """Deletes once `confirmed`; without it (a browser without JavaScript) it asks first."""
+    form = SelectionForm(request.POST)
+    if not form.is_valid():
+        return render(request, "error.html", form.problem(), status=400)
+    team_images = GalleryImage.objects.for_team(request.team)
+    selected = form.selected(team_images.select_related("task"))
+    if selected is None:
+        raise Http404("Some of these images do not exist.")
+    if request.POST.get("confirmed") != "1":
+        return render(request, "gallery/image_delete.html", {"images": selected, "next": _next(request)})
+    with transaction.atomic():
+        count = team_images.filter(pk__in=[image.pk for image in selected]).delete_with_files()
+    messages.success(request, f"Deleted {count} image{'s' if count != 1 else ''}.")
+    return redirect(_next(request) or "gallery")
+
+
+def _next(request):
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return None

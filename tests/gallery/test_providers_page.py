@@ -1,0 +1,84 @@
+"""The providers page: owners and admins see the configured providers, their price, breaker
+state, recent error rate and EvoLink's credit balance; a failing balance never breaks it."""
+
+import httpx
+import pytest
+
+from gallery.models import Membership, Role
+from gallery.providers import evolink as evolink_client
+from gallery.providers import router
+from tests.conftest import make_user
+from tests.fakes.evolink import FakeEvoLink
+
+
+@pytest.fixture
+def evolink(settings):
+    with FakeEvoLink() as fake:
+        fake.use_in(settings)
+        yield fake
+
+
+def row(html, name):
+    start = html.index(f'data-provider="{name}"')
+    return html[start : html.index("</tr>", start)]
+
+
+def test_an_owner_sees_providers_price_state_error_rate_and_credits(evolink, client_alice, settings):
+    settings.BYTEPLUS_API_KEY = "bp-key"
+    evolink.credits = 1000.0
+    router.record("evolink", ok=True)
+    for _ in range(3):
+        router.record("evolink", ok=False, code="service_unavailable_error")
+
+    response = client_alice.get("/providers/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    evolink_row, byteplus_row = row(html, "evolink"), row(html, "byteplus")
+    assert html.index('data-provider="evolink"') < html.index('data-provider="byteplus"')  # cheapest first
+    assert "EvoLink" in evolink_row and "$0.0222" in evolink_row
+    assert 'data-state="open"' in evolink_row and "Resting after repeated failures" in evolink_row
+    assert "75%" in evolink_row and "3 of 4 tries failed" in evolink_row and "service_unavailable_error" in evolink_row
+    assert "BytePlus ModelArk" in byteplus_row and "$0.03" in byteplus_row and "Working" in byteplus_row
+    assert "Nothing sent yet" in byteplus_row
+    assert "1,000.00 credits" in html and "about 625 images" in html
+    assert evolink.calls("/v1/credits")[0].headers["authorization"] == "Bearer sk-evo-fake"
+
+
+def test_an_admin_sees_it_too(evolink, client, team):
+    admin = make_user("dana")
+    Membership.objects.create(team=team, user=admin, role=Role.ADMIN)
+    client.force_login(admin, backend="gallery.auth.EmailOrUsernameBackend")
+    assert client.get("/providers/").status_code == 200
+
+
+def test_a_member_is_refused_and_a_stranger_must_sign_in(evolink, client_bob, client):
+    assert client_bob.get("/providers/").status_code == 403
+    client_bob.logout()
+    response = client.get("/providers/")
+    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert evolink.calls("/v1/credits") == []
+
+
+@pytest.mark.parametrize("fault", [500, "garbage", "drop", 401])
+def test_a_balance_evolink_cannot_give_shows_as_unavailable(fault, evolink, client_alice):
+    evolink.fault("credits", fault)
+    response = client_alice.get("/providers/")
+    assert response.status_code == 200
+    assert "Unavailable: EvoLink did not answer just now." in response.content.decode()
+
+
+def test_a_slow_balance_is_not_waited_for(evolink, client_alice, monkeypatch):
+    monkeypatch.setattr(evolink_client, "CREDITS_TIMEOUT", httpx.Timeout(0.3))
+    evolink.slow_seconds = 1.5
+    evolink.fault("credits", "slow")
+    response = client_alice.get("/providers/")
+    assert response.status_code == 200 and "Unavailable" in response.content.decode()
+
+
+def test_without_a_key_only_the_sandbox_is_listed_with_how_to_add_one(client_alice, settings):
+    settings.EVOLINK_API_KEY = settings.BYTEPLUS_API_KEY = ""
+    html = client_alice.get("/providers/").content.decode()
+    assert 'data-provider="sandbox"' in html and 'data-provider="evolink"' not in html
+    assert "EVOLINK_API_KEY" in html and "BYTEPLUS_API_KEY" in html
+    assert "EvoLink credit balance" not in html
