@@ -189,3 +189,24 @@ def test_download_from_the_image_page_names_the_file_after_the_prompt(live_serve
         page.get_by_role("link", name="Download").click()
 
     assert re.fullmatch(r"a-lighthouse-at-dusk-\d{4}-\d\d-\d\d-1\.png", info.value.suggested_filename)
+
+
+def test_an_image_used_as_a_reference_is_sent_with_the_next_task(live_server, page, alice, team):
+    from gallery.models import GenerationTask
+    from tests.factories import make_finished_task, make_image
+
+    image = make_image(make_finished_task(team, alice, prompt="A teal teapot"), width=300, height=200, colour="teal")
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/gallery/{image.pk}/")
+    page.locator("[data-use-as-reference]").click()
+
+    expect(page).to_have_url(f"{live_server.url}/?use_image={image.pk}")
+    expect(page.locator(".ref-tile")).to_have_count(1)
+    expect(page.locator("[data-ref-count]")).to_have_text("1 of 10")
+    page.locator("textarea[name=prompt]").fill("The same teapot on a picnic blanket")
+    page.locator("button.generate").click()
+
+    expect(page.locator("#history .task-row").first).to_contain_text("picnic blanket")
+    expect(page.locator(".ref-tile")).to_have_count(0)
+    task = GenerationTask.objects.get(prompt="The same teapot on a picnic blanket")
+    assert task.references.get().sha256 == image.sha256
