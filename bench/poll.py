@@ -81,7 +81,6 @@ def main(argv=None):
                                              DJANGO_SETTINGS_MODULE="bench.poll_settings")
                     spec = {"tmp": str(tmp), "runs": 50 if args.quick else 200, "profile": args.profile}
                     setup = common.run_child("poll", "setup", spec, env)
-                    common.empty_dir(tmp / "runs")
                     with server(env, tmp) as (port, pid):
                         ours = CpuUse(pid, PG_NAME if name == "PostgreSQL" else None)
                         results[name] = {"setup": setup,

@@ -276,4 +276,7 @@ def measure(work):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl+C: the clean-up has run; exit without a traceback
+        sys.exit(130)

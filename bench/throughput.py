@@ -186,12 +186,12 @@ def with_workers(team, user, k, count, tmp):
             ))
         while GenerationTask.objects.unfinished().exists():
             if time.perf_counter() - started > TIMEOUT:
-                raise SystemExit(f"{count} worker(s): tasks still unfinished after {TIMEOUT} s")
+                raise RuntimeError(f"{count} worker(s): tasks still unfinished after {TIMEOUT} s")
             if exited := [w for w in workers if w.poll() is not None]:
-                raise SystemExit(f"a worker exited early with code {exited[0].returncode}")
+                raise RuntimeError(f"a worker exited early with code {exited[0].returncode}")
             time.sleep(0.02)
         wall = time.perf_counter() - started
-    except BaseException:
+    except Exception:  # a failure, not an interruption: show what the workers said
         for log in logs:
             log.flush()
             with open(log.name, errors="replace") as f:
@@ -214,4 +214,7 @@ def with_workers(team, user, k, count, tmp):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl+C: the clean-up has run; exit without a traceback
+        sys.exit(130)

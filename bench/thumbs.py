@@ -84,4 +84,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl+C: the clean-up has run; exit without a traceback
+        sys.exit(130)
