@@ -357,9 +357,7 @@ def store_one(task, provider, index, url):
             raise RetryLater(e.message) from e
         raise
     with tmp:
-        info = images.inspect_image(tmp.read())
-        tmp.seek(0)
-        thumbnail = images.make_thumbnail(tmp)
+        info, thumbnail = images.check_with_thumbnail(tmp, size, digest)
         tmp.seek(0)
         name = task.images_expected_name(index, EXTENSIONS.get(info.format, ".bin"))
         thumb_name = task.images_expected_name(index, ".thumb.webp")

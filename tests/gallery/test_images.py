@@ -376,3 +376,31 @@ def test_a_4k_sandbox_image_is_rendered_quickly():
     print(f"\n4096×4096 sandbox render + PNG encode: {elapsed:.3f} s ({len(data) / 1e6:.1f} MB)")
     assert decode(data).size == (4096, 4096)
     assert elapsed < 10
+
+
+def _photo(fmt):
+    im = Image.effect_noise((400, 300), 60).convert("RGB")
+    out = io.BytesIO()
+    im.save(out, fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+@pytest.mark.parametrize("damage", ["whole", "cut-50", "cut-90", "cut-99.9", "zeroed-middle"])
+def test_the_single_decode_check_refuses_what_the_full_check_refuses(fmt, damage):
+    data = _photo(fmt)
+    if damage.startswith("cut"):
+        data = data[: int(len(data) * float(damage[4:]) / 100)]
+    elif damage == "zeroed-middle":
+        middle = len(data) // 2
+        data = data[:middle] + b"\0" * 2048 + data[middle + 2048 :]
+    try:
+        expected = images.inspect_image(data)
+    except images.InvalidImage:
+        expected = None
+    with io.BytesIO(data) as fp:
+        try:
+            info, thumbnail = images.check_with_thumbnail(fp, len(data), hashlib.sha256(data).hexdigest())
+        except images.InvalidImage:
+            info = None
+    assert info == expected
