@@ -3,20 +3,15 @@ real client end to end: the reference is uploaded to the file service, the task 
 followed by a real worker, the images are stored, and the uploaded reference is deleted."""
 
 import io
-import os
-import signal
-import subprocess
-import sys
 
 import pytest
-from django.conf import settings as django_settings
 from PIL import Image
 from playwright.sync_api import expect
 
 from gallery.models import GenerationTask, Status
 from tests.conftest import PASSWORD
 from tests.fakes.evolink import FakeEvoLink
-from tests.gallery.test_worker import ROOT, worker_env
+from tests.e2e.conftest import worker_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -30,22 +25,9 @@ def evolink(settings):
 
 @pytest.fixture
 def worker(evolink, live_server, tmp_path):
-    env = {
-        **worker_env(django_settings.MEDIA_ROOT),
-        "EVOLINK_API_KEY": evolink.api_key,
-        "EVOLINK_BASE_URL": evolink.url,
-        "EVOLINK_FILES_URL": evolink.url,
-    }
-    with open(tmp_path / "worker.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "worker", "--interval", "0.1"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        try:
-            yield process
-        finally:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with worker_process(tmp_path / "worker.log", EVOLINK_API_KEY=evolink.api_key,
+                        EVOLINK_BASE_URL=evolink.url, EVOLINK_FILES_URL=evolink.url) as process:
+        yield process
 
 
 def test_a_browser_submission_completes_through_the_evolink_client(live_server, page, alice, team, evolink, worker, tmp_path):

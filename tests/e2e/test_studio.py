@@ -7,14 +7,9 @@ the sandbox taking about a second, so "running → completed without a reload" r
 
 import base64
 import io
-import os
 import re
-import signal
-import subprocess
-import sys
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect
@@ -22,8 +17,8 @@ from playwright.sync_api import expect
 from gallery import forms, options
 from gallery.models import GenerationTask
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import worker_process
 from tests.factories import make_task, run_until_final
-from tests.gallery.test_worker import ROOT, worker_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -103,24 +98,9 @@ def sign_in(page, live_server):
 
 @pytest.fixture
 def worker(live_server, team, tmp_path):
-    """`manage.py worker` as a subprocess on the live test database and this test's media folder."""
-    env = {
-        **worker_env(django_settings.MEDIA_ROOT),
-        "SANDBOX_RUN_SECONDS": "1",
-        "SANDBOX_QUEUE_SECONDS": "0",
-        "TASK_FIRST_CHECK_SECONDS": "0",
-        "TASK_CHECK_SECONDS": "0.2",
-    }
-    with open(tmp_path / "worker.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "worker", "--interval", "0.1"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        try:
-            yield process
-        finally:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with worker_process(tmp_path / "worker.log", SANDBOX_RUN_SECONDS="1", SANDBOX_QUEUE_SECONDS="0",
+                        TASK_FIRST_CHECK_SECONDS="0", TASK_CHECK_SECONDS="0.2") as process:
+        yield process
 
 
 @pytest.fixture
