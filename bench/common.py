@@ -212,6 +212,22 @@ def bench_database(tmp, pg_name):
         yield f"sqlite:///{tmp / 'bench.sqlite3'}", "SQLite"
 
 
+@contextlib.contextmanager
+def named_database(name, tmp, pg_name, file_name):
+    """The database a benchmark runs on by name: a fresh PostgreSQL database (dropped after),
+    or a SQLite file in tmp (deleted after, with its WAL files)."""
+    if name == "PostgreSQL":
+        with fresh_postgres(pg_name) as url:
+            yield url
+        return
+    path = tmp / file_name
+    try:
+        yield f"sqlite:///{path}"
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 # Child processes ------------------------------------------------------------------------------
 
 

@@ -61,7 +61,7 @@ def pages(tmp, big, runs):
     results = {}
     for name in ("SQLite", "PostgreSQL"):
         try:
-            with database(name, tmp) as url:
+            with common.named_database(name, tmp, "seedream_bench_gallery", "gallery.sqlite3") as url:
                 env = common.process_env(url, tmp / "media", tmp)
                 started = time.monotonic()
                 results[name] = common.run_child(
@@ -104,20 +104,6 @@ LABELS = {
     "big_search": lambda big: f"{big:,} images: search 'lighthouse' (1 in 6), first page (info)",
     "big_search_rare": lambda big: f"{big:,} images: search 'zebra' (no match) (info)",
 }
-
-
-@contextlib.contextmanager
-def database(name, tmp):
-    if name == "PostgreSQL":
-        with common.fresh_postgres("seedream_bench_gallery") as url:
-            yield url
-        return
-    path = tmp / "gallery.sqlite3"
-    try:
-        yield f"sqlite:///{path}"
-    finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def pages_child(spec):

@@ -76,7 +76,7 @@ def main(argv=None):
     with common.temp_dir("seedream-bench-poll-") as tmp:
         for name in ("SQLite", "PostgreSQL"):
             try:
-                with database(name, tmp) as url:
+                with common.named_database(name, tmp, PG_NAME, "poll.sqlite3") as url:
                     env = common.process_env(url, tmp / "media", tmp,
                                              DJANGO_SETTINGS_MODULE="bench.poll_settings")
                     spec = {"tmp": str(tmp), "runs": 50 if args.quick else 200, "profile": args.profile}
@@ -96,20 +96,6 @@ def main(argv=None):
                 failed.append(name)
     report(results, client)
     return 1 if failed else 0
-
-
-@contextlib.contextmanager
-def database(name, tmp):
-    if name == "PostgreSQL":
-        with common.fresh_postgres(PG_NAME) as url:
-            yield url
-        return
-    path = tmp / "poll.sqlite3"
-    try:
-        yield f"sqlite:///{path}"
-    finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 # The child: the history, a session, the in-process timings ------------------------------------

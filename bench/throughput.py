@@ -13,13 +13,11 @@ On SQLite (a temp file) and on PostgreSQL (a fresh database `seedream_bench`, dr
 skipped with a note if PostgreSQL is not reachable). No goal is set for these figures.
 """
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from bench import common
 
@@ -44,7 +42,7 @@ def main(argv=None):
     with common.temp_dir("seedream-bench-throughput-") as tmp:
         for name in ("SQLite", "PostgreSQL"):
             try:
-                with database(name, tmp) as url:
+                with common.named_database(name, tmp, "seedream_bench", "throughput.sqlite3") as url:
                     env = common.process_env(url, tmp / "media", tmp, **ZERO_LATENCY)
                     results[name] = common.run_child("throughput", "run", {"tmp": str(tmp), "k": k}, env)
             except common.PostgresUnavailable as e:
@@ -54,20 +52,6 @@ def main(argv=None):
                 failed.append(name)
     report(k, results)
     return 1 if failed else 0
-
-
-@contextlib.contextmanager
-def database(name, tmp):
-    if name == "PostgreSQL":
-        with common.fresh_postgres("seedream_bench") as url:
-            yield url
-        return
-    path = tmp / "throughput.sqlite3"
-    try:
-        yield f"sqlite:///{path}"
-    finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def report(k, results):
