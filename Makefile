@@ -40,6 +40,9 @@ chromium:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "Browser tests need /usr/bin/chromium (apt-get install chromium)." >&2; exit 1; fi; fi
 
+# Tests sign with a fixed key, so the PostgreSQL run (which refuses to start without one) and
+# the worker processes the tests start all agree.
+test: export SECRET_KEY ?= test-only-secret-key-never-used-in-production-0123456789
 test: install-test chromium
 	$(BIN)/python -m pytest
 

@@ -15,10 +15,18 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
 from gallery import options
-from gallery.images import TOO_LARGE_TO_DECODE, ImageInfo, InvalidImage, fit_within, inspect_image
+from gallery.ids import parse_id, parse_ids
+from gallery.images import (
+    TOO_LARGE_TO_DECODE,
+    ImageInfo,
+    InvalidImage,
+    clean_reference,
+    fit_within,
+    inspect_image,
+)
 from gallery.models import GalleryImage, GenerationTask, ReferenceImage
 
-CUSTOM_SIZE = re.compile(r"^\s*(\d{1,5})\s*[x×X*]\s*(\d{1,5})\s*$")
+CUSTOM_SIZE = re.compile(r"^\s*([0-9]{1,5})\s*[x×X*]\s*([0-9]{1,5})\s*$")
 
 
 def clean_prompt(text):
@@ -80,6 +88,12 @@ def check_reference(name, data):
             f"“{name}” is a {info.format} image; reference images must be JPG, PNG or WEBP.",
             code="format",
         )
+    # Upright and without the camera's metadata before anything reads its size: a portrait
+    # photo stored sideways with an EXIF orientation is a portrait (SPEC §9).
+    try:
+        data, info = clean_reference(data, info)
+    except InvalidImage as e:
+        raise ValidationError(f"“{name}”: {e} Use a JPG, PNG or WEBP image.", code="unreadable") from None
     w, h = info.width, info.height
     if not (options.MIN_REFERENCE_SIDE <= min(w, h) and max(w, h) <= options.MAX_REFERENCE_SIDE):
         raise ValidationError(
@@ -102,7 +116,8 @@ def stored_reference(obj):
         data = f.read()
     data = fit_within(data, options.MAX_REFERENCE_SIDE, options.MAX_REFERENCE_BYTES)
     name = getattr(obj, "original_name", "") or obj.file.name.rsplit("/", 1)[-1]
-    return CheckedReference(name=name, data=data, info=inspect_image(data))
+    data, info = clean_reference(data, inspect_image(data))
+    return CheckedReference(name=name, data=data, info=info)
 
 
 def ordered(checked, order):
@@ -251,13 +266,17 @@ class SubmitForm(forms.Form):
             return []
         found = []
         for kind, model, key in (("r", ReferenceImage, "keep_reference"), ("g", GalleryImage, "use_image")):
-            ids = [i for i in self.data.getlist(key) if str(i).isdigit()][: options.MAX_REFERENCES + 1]
-            objects = model.objects.filter(team=self.team).in_bulk(ids)
+            ids = parse_ids(self.data.getlist(key)[: options.MAX_REFERENCES + 1])
+            objects = model.objects.filter(team=self.team).in_bulk(ids or [])
+            if ids is None or len(objects) < len(ids):
+                raise ValidationError("One of the chosen images no longer exists. Remove it and try again.")
             for pk in ids:
-                obj = objects.get(int(pk))
-                if obj is None:
-                    raise ValidationError("One of the chosen images no longer exists. Remove it and try again.")
-                found.append((f"{kind}{pk}", stored_reference(obj)))
+                try:
+                    found.append((f"{kind}{pk}", stored_reference(objects[pk])))
+                except (InvalidImage, OSError):
+                    raise ValidationError(
+                        "One of the chosen images cannot be read from storage any more. Remove it and try again."
+                    ) from None
         return found
 
     def clean_custom_size(self):
@@ -290,7 +309,7 @@ def remix_initial(team, query):
             "priority": task.priority,
             "keep_reference": list(task.references.values_list("pk", flat=True)),
         }
-    ids = [i for i in query.getlist("use_image") if i.isdigit()]
+    ids = [pk for pk in map(parse_id, query.getlist("use_image")[: options.MAX_REFERENCES]) if pk]
     images = GalleryImage.objects.for_team(team).filter(pk__in=ids).values_list("pk", flat=True)
     if images:
         initial["use_image"] = list(images)
@@ -308,7 +327,7 @@ def stored_tiles(form):
     """The reused references a form carries, as drop zone tiles (for its first or a re-render)."""
     def ids(key):
         values = form.data.getlist(key) if form.is_bound else form.initial.get(key, [])
-        return [int(v) for v in values if str(v).isdigit()][: options.MAX_REFERENCES + 1]
+        return [pk for pk in map(parse_id, values[: options.MAX_REFERENCES + 1]) if pk]
 
     team = form.team
     tiles = []

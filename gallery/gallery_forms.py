@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 from django import forms
 
 from gallery import options
+from gallery.ids import parse_ids
 from gallery.models.tasks import decode_cursor
 
 RATIO_CHOICES = (
@@ -93,9 +94,10 @@ class IdList(forms.Field):
         values = [v for v in (value or []) if v != ""]
         if len(values) > MAX_SELECTION:
             raise forms.ValidationError(self.error_messages["too_many"], code="too_many")
-        if not all(v.isascii() and v.isdigit() and len(v) < 19 for v in values):
+        ids = parse_ids(values)
+        if ids is None:
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
-        return list(dict.fromkeys(int(v) for v in values))
+        return ids
 
 
 class SelectionForm(forms.Form):

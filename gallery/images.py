@@ -121,6 +121,135 @@ def prepare_for_upstream(data: bytes) -> tuple[bytes, str]:
         return out.getvalue(), "image/png"
 
 
+def clean_reference(data: bytes, info: ImageInfo) -> tuple[bytes, ImageInfo]:
+    """(bytes, facts) of an uploaded reference as the studio stores it: upright, and without the
+    camera's metadata (EXIF, GPS, XMP, IPTC, comments, text chunks), keeping the colour profile.
+
+    An upright file loses its metadata blocks by splicing, every byte of image data kept as it
+    was; a file that needs turning by its EXIF orientation is re-encoded upright (JPEG at
+    quality 95, PNG and WEBP losslessly). `info` is inspect_image's for `data`.
+    """
+    with _decoding(), _open(data) as im:
+        orientation = im.getexif().get(ORIENTATION, 1)
+    try:
+        if orientation in (1, None):
+            clean = {"JPEG": _jpeg_stripped, "PNG": _png_stripped, "WEBP": _webp_stripped}[info.format](data)
+        else:
+            clean = _upright_copy(data, info.format)
+    except (IndexError, KeyError, struct.error) as error:
+        raise InvalidImage(NOT_AN_IMAGE) from error
+    with _decoding(), _open(clean) as im:
+        width, height = im.size
+    return clean, ImageInfo(
+        format=info.format, width=width, height=height, bytes=len(clean),
+        sha256=hashlib.sha256(clean).hexdigest(),
+    )
+
+
+def _upright_copy(data, image_format):
+    out = io.BytesIO()
+    with _decoding(), _open(data) as im:
+        icc_profile = im.info.get("icc_profile")
+        upright = ImageOps.exif_transpose(im)
+        if image_format == "JPEG":
+            upright.save(out, "JPEG", quality=95, icc_profile=icc_profile, comment=b"")
+        elif image_format == "WEBP":
+            upright.save(out, "WEBP", lossless=True, icc_profile=icc_profile)
+        else:
+            upright.save(out, "PNG", icc_profile=icc_profile, compress_level=6)
+    return out.getvalue()
+
+
+# JPEG segments kept: JFIF/JFXX headers, the ICC profile and Adobe's colour-transform flag. Every
+# other APPn (EXIF, XMP, IPTC, MPF, …) and comments go; so do the extra frames after the first
+# image's end (a phone's MPO carries more pictures, each with its own EXIF).
+def _jpeg_kept(marker, payload):
+    if marker == 0xE0:
+        return payload.startswith((b"JFIF\0", b"JFXX\0"))
+    if marker == 0xE2:
+        return payload.startswith(b"ICC_PROFILE\0")
+    return marker == 0xEE
+
+
+def _jpeg_stripped(data):
+    if data[:2] != b"\xff\xd8":
+        raise InvalidImage(NOT_AN_IMAGE)
+    view, out, position = memoryview(data), [b"\xff\xd8"], 2
+    while True:
+        while data[position] == 0xFF and data[position + 1] == 0xFF:
+            position += 1  # fill bytes before a marker
+        if data[position] != 0xFF:
+            raise InvalidImage(NOT_AN_IMAGE)
+        marker = data[position + 1]
+        if marker == 0xD9:  # end of image
+            out.append(b"\xff\xd9")
+            return b"".join(out)
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            out.append(view[position : position + 2])
+            position += 2
+            continue
+        length = struct.unpack(">H", data[position + 2 : position + 4])[0]
+        end = position + 2 + length
+        if length < 2 or end > len(data):
+            raise InvalidImage(NOT_AN_IMAGE)
+        if (0xE0 <= marker <= 0xEF or marker == 0xFE) and not _jpeg_kept(marker, data[position + 4 : end]):
+            position = end
+            continue
+        out.append(view[position:end])
+        position = end
+        if marker == 0xDA:  # start of scan: entropy-coded data runs to the next real marker
+            scan_end = position
+            while True:
+                scan_end = data.index(b"\xff", scan_end)
+                following = data[scan_end + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7:
+                    scan_end += 2  # a stuffed 0xFF byte or a restart marker: still image data
+                    continue
+                break
+            out.append(view[position:scan_end])
+            position = scan_end
+
+
+PNG_DROPPED = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
+
+
+def _png_stripped(data):
+    if not data.startswith(PNG_SIGNATURE):
+        raise InvalidImage(NOT_AN_IMAGE)
+    view, out, position = memoryview(data), [PNG_SIGNATURE], len(PNG_SIGNATURE)
+    while True:
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        end = position + 12 + length
+        if end > len(data):
+            raise InvalidImage(NOT_AN_IMAGE)
+        if kind not in PNG_DROPPED:
+            out.append(view[position:end])
+        if kind == b"IEND":
+            return b"".join(out)
+        position = end
+
+
+def _webp_stripped(data):
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise InvalidImage(NOT_AN_IMAGE)
+    riff_end = min(len(data), 8 + struct.unpack("<I", data[4:8])[0])
+    body, position = [], 12
+    while position + 8 <= riff_end:
+        fourcc, length = data[position : position + 4], struct.unpack("<I", data[position + 4 : position + 8])[0]
+        end = position + 8 + length + length % 2
+        if position + 8 + length > riff_end:
+            raise InvalidImage(NOT_AN_IMAGE)
+        if fourcc == b"VP8X":
+            flags = bytearray(data[position + 8 : position + 18])
+            flags[0] &= ~0x0C & 0xFF  # no EXIF (0x08), no XMP (0x04)
+            body.append(_riff_chunk(b"VP8X", bytes(flags)))
+        elif fourcc not in (b"EXIF", b"XMP "):
+            body.append(data[position:min(end, riff_end)])
+        position = end
+    payload = b"WEBP" + b"".join(body)
+    return b"RIFF" + struct.pack("<I", len(payload)) + payload
+
+
 def make_thumbnail(data_or_file, max_side: int = 512) -> bytes:
     """A WebP thumbnail (longest side at most max_side, never enlarged) of bytes or a binary file."""
     with _decoding(), _open(data_or_file) as im:

@@ -1,6 +1,9 @@
 from django.contrib.auth import get_user_model
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+
+from gallery import logs, options
 
 TEAM_SESSION_KEY = "team_id"
 
@@ -55,3 +58,45 @@ def switch_team(request, team):
     if request.user.is_authenticated and request.user.last_team_id != team.pk:
         request.user.last_team = team
         request.user.save(update_fields=["last_team"])
+
+
+class RequestIdMiddleware:
+    """Gives each request an id, logged with everything it causes and sent back in X-Request-ID,
+    so a person quoting the id from an error page leads straight to the traceback."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.id = logs.new_request_id(request.headers.get("X-Request-ID", ""))
+        token = logs.request_id.set(request.id)
+        try:
+            response = self.get_response(request)
+        finally:
+            logs.request_id.reset(token)
+        response["X-Request-ID"] = request.id
+        return response
+
+
+class RequestSizeMiddleware:
+    """Refuses a request body over MAX_REQUEST_BYTES from its Content-Length, before reading it,
+    with a sentence instead of Django's bare 400. (Without a Content-Length Django reads no body.)"""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > options.MAX_REQUEST_BYTES:
+            message = (
+                f"This upload is {filesizeformat(length)}, more than the studio accepts in one go "
+                f"({filesizeformat(options.MAX_REQUEST_BYTES)}): at most {options.MAX_REFERENCES} "
+                f"reference images of up to {filesizeformat(options.MAX_REFERENCE_BYTES)} each. "
+                "Nothing was saved. Remove some images or use smaller ones."
+            )
+            ctx = {"title": "Upload too large", "message": message}
+            return render(request, "error.html", ctx, status=413)
+        return self.get_response(request)

@@ -27,6 +27,12 @@ MAX_IMAGES = 15  # n, and references + n
 MIN_CUSTOM_PIXELS = 1280 * 720
 MAX_CUSTOM_PIXELS = 4096 * 4096
 REFERENCE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# A whole request: ten references at the limit plus room for the form's fields. Anything larger
+# is refused before it is read (a 300 MB body used to be read in full).
+MAX_REQUEST_BYTES = MAX_REFERENCES * MAX_REFERENCE_BYTES + 1024 * 1024
+# More files than this in one request is not a studio form; up to it, the form says what is wrong.
+MAX_REQUEST_FILES = 2 * MAX_REFERENCES
+MAX_REQUEST_FIELDS = 600  # a gallery selection of 500 images and a few more fields
 
 
 def pixel_size(ratio, quality):

@@ -7,6 +7,7 @@ step is idempotent, no network call happens inside a transaction, and the sweepe
 any task whose job was lost, so a worker killed at any point loses nothing.
 """
 
+import hashlib
 import logging
 import random
 import secrets
@@ -20,9 +21,10 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from gallery import images
+from gallery import images, logs
 from gallery.forms import sent_prompt
-from gallery.models import GalleryImage, GenerationTask, ReferenceImage, Status
+from gallery.models import FINAL_STATES, GalleryImage, GenerationTask, LeaseLost, ReferenceImage, Status
+from gallery.models.tasks import delete_stored_files
 from gallery.providers import ProviderError, default_provider_name, get_provider, price_per_image, router
 
 log = logging.getLogger(__name__)
@@ -37,17 +39,23 @@ class RetryLater(Exception):
 
 
 def submit(team, user, cleaned, retry_of=None):
-    """Creates the task and stores its references in one go, then enqueues it after commit.
+    """Stores the references, then creates the task and its reference rows in one short
+    transaction, and enqueues it after commit. Returns the task.
 
-    On any failure nothing remains: the transaction rolls back and stored files are deleted.
+    Files are written first, outside the transaction (a long write would hold SQLite's write lock
+    and stall the worker); if the rows are not committed, the files are deleted again. The same
+    form sent twice with the same inputs (a double click) gives the first task; sent again with
+    other inputs, it is a new task. Raises StorageUnavailable when the files cannot be saved.
     """
-    token = cleaned.get("submit_token") or ""
+    fingerprint = inputs_digest(cleaned)
+    token = f"{cleaned['submit_token']}:{fingerprint}" if cleaned.get("submit_token") else ""
     if token and (existing := GenerationTask.objects.filter(team=team, submit_token=token).first()):
-        return existing  # the same form sent twice (a double click)
+        return existing
     provider = default_provider_name()
     price = Decimal(str(price_per_image(provider)))
     custom = cleaned.get("custom_size")
-    stored = []
+    created_at = timezone.now()
+    stored = store_references(team, created_at, cleaned["references"])
     try:
         with transaction.atomic():
             task = GenerationTask.objects.create(
@@ -55,6 +63,7 @@ def submit(team, user, cleaned, retry_of=None):
                 team=team,
                 created_by=user,
                 retry_of=retry_of,
+                created_at=created_at,
                 prompt=cleaned["prompt"],
                 sent_prompt=sent_prompt(cleaned["prompt"], cleaned["n"], cleaned["ask_for_n"]),
                 ask_for_n=cleaned["ask_for_n"],
@@ -68,14 +77,12 @@ def submit(team, user, cleaned, retry_of=None):
                 price_per_image=price,
                 reserved_cost=price * cleaned["n"],
             )
-            for position, ref in enumerate(cleaned["references"]):
-                name = reference_name(task, ref.info.format)
-                stored.append(default_storage.save(name, ContentFile(ref.data)))
-                ReferenceImage.objects.create(
+            ReferenceImage.objects.bulk_create(
+                ReferenceImage(
                     task=task,
                     team=team,
                     position=position,
-                    file=stored[-1],
+                    file=name,
                     original_name=ref.name[:255],
                     format=ref.info.format,
                     width=ref.info.width,
@@ -83,10 +90,11 @@ def submit(team, user, cleaned, retry_of=None):
                     bytes=ref.info.bytes,
                     sha256=ref.info.sha256,
                 )
+                for position, (ref, name) in enumerate(zip(cleaned["references"], stored))
+            )
             transaction.on_commit(lambda: enqueue(task.pk))
     except BaseException as e:
-        for name in stored:
-            default_storage.delete(name)
+        delete_stored_files(stored)
         if token and isinstance(e, IntegrityError):
             # Two copies of one form raced; the first one's task is the answer to both.
             return GenerationTask.objects.get(team=team, submit_token=token)
@@ -94,12 +102,50 @@ def submit(team, user, cleaned, retry_of=None):
     return task
 
 
+class StorageUnavailable(Exception):
+    """The studio's file storage refused a write (a full disk, object storage down)."""
+
+
+def store_references(team, created_at, references):
+    """Saves each reference's bytes under a new random name; returns the names. On a storage
+    failure, what was saved is deleted again and StorageUnavailable is raised."""
+    stored = []
+    try:
+        for ref in references:
+            stored.append(default_storage.save(reference_name(team, created_at, ref.info.format), ContentFile(ref.data)))
+    except OSError as e:
+        delete_stored_files(stored)
+        log.exception("References not saved")
+        raise StorageUnavailable(
+            "The studio could not save your reference images just now (its storage refused them). "
+            "Nothing was created; try again in a moment."
+        ) from e
+    return stored
+
+
+def inputs_digest(cleaned):
+    """A digest of everything a submission asks for: the same form sent twice with other inputs
+    is another task, not a double click."""
+    parts = [
+        cleaned["prompt"], cleaned["size"], cleaned["quality"], str(cleaned.get("custom_size")),
+        str(cleaned["n"]), str(cleaned["ask_for_n"]), cleaned["priority"],
+        *(ref.info.sha256 for ref in cleaned["references"]),
+    ]
+    return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).hexdigest()
+
+
 def retry(task, user):
     """A failed task's retry is a new task with the same inputs (SPEC §8)."""
-    refs = [
-        _StoredReference(ref.original_name, _read(ref.file), images.inspect_image(_read(ref.file)))
-        for ref in task.references.all()
-    ]
+    try:
+        refs = []
+        for ref in task.references.all():
+            data = _read(ref.file)
+            refs.append(_StoredReference(ref.original_name, data, images.inspect_image(data)))
+    except (OSError, images.InvalidImage) as e:
+        raise StorageUnavailable(
+            "A reference image of this task can no longer be read from storage, so it cannot be "
+            "retried as it was. Remix it instead and add the references again."
+        ) from e
     cleaned = {
         "prompt": task.prompt,
         "ask_for_n": task.ask_for_n,
@@ -123,10 +169,10 @@ def _read(field):
         return f.read()
 
 
-def reference_name(task, image_format):
-    day = task.created_at.strftime("%Y/%m/%d")
+def reference_name(team, created_at, image_format):
+    day = created_at.strftime("%Y/%m/%d")
     ext = EXTENSIONS.get(image_format, ".bin")
-    return f"references/{task.team_id}/{day}/{secrets.token_hex(12)}{ext}"
+    return f"references/{team.pk}/{day}/{secrets.token_hex(12)}{ext}"
 
 
 def enqueue(task_id, run_after=None):
@@ -140,21 +186,30 @@ def enqueue(task_id, run_after=None):
 
 
 def advance(task_id):
-    """Does the next step of one task, if no other worker is on it, and schedules the next."""
+    """Does the next step of one task, if no other worker is on it, and schedules the next. A
+    final task that still has tidying to do (see GenerationTask.tidy_pending) is tidied."""
     task = GenerationTask.objects.filter(pk=task_id).first()
-    if task is None or task.is_final or not task.take_lease():
+    if task is None or (task.is_final and not task.tidy_pending) or not task.take_lease():
         return
-    try:
-        task.refresh_from_db()
-        if task.is_final:
-            return
+    with logs.working_on(task.pk):
         try:
-            step(task)
+            task.refresh_from_db()
+            if not task.is_final:
+                step(task)
+                task.refresh_from_db()  # a cancel may have landed while this worker was busy
+            if task.is_final and task.tidy_pending:
+                tidy(task)
+        except LeaseLost:
+            log.warning("Task %s: its lease expired and another worker took it over", task.pk)
+            return
         except Exception as e:  # a bug or a broken database must not strand the task
             log.exception("Task %s: step failed", task.pk)
-            task.update_fields(next_check_at=timezone.now() + timedelta(seconds=10), error_message=_plain(e))
-    finally:
-        task.release_lease()
+            fields = {"next_check_at": timezone.now() + timedelta(seconds=10)}
+            if not task.is_final:
+                fields["error_message"] = _plain(e)
+            task.update_fields(**fields)
+        finally:
+            task.release_lease()
     if not task.is_final:
         schedule(task)
 
@@ -224,6 +279,7 @@ def create_at(task, provider):
         price = Decimal(str(price_per_image(provider.name)))
         task.update_fields(provider=provider.name, price_per_image=price, reserved_cost=price * task.n)
     urls = deliver_references(task, provider)
+    task.extend_lease()  # the create call must end inside the lease, or a second worker may pay again
     task.update_fields(create_started_at=timezone.now())
     try:
         return provider.create(task, urls)
@@ -241,6 +297,7 @@ def forget_references(task):
     for ref in task.references.exclude(upstream_url=""):
         try:
             if previous and ref.upstream_file_id:
+                task.extend_lease()
                 previous.delete_reference(ref.upstream_file_id)
         except ProviderError:
             log.warning("Task %s: upstream file %s not deleted", task.pk, ref.upstream_file_id)
@@ -252,6 +309,7 @@ def deliver_references(task, provider):
     urls = []
     for ref in task.references.all():
         if not ref.upstream_url:
+            task.extend_lease()  # ten slow uploads can outlast one lease
             data, content_type = images.prepare_for_upstream(_read(ref.file))
             ref.upstream_file_id, ref.upstream_url = provider.deliver_reference(data, content_type)
             ref.save(update_fields=["upstream_file_id", "upstream_url"])
@@ -264,6 +322,7 @@ def follow(task):
     if provider is None:
         return
     try:
+        task.extend_lease()
         upstream = provider.get(task.upstream_id)
     except ProviderError as e:
         if e.retryable:
@@ -334,6 +393,7 @@ def store_results(task):
     for index, url in enumerate(task.result_urls):
         if index in stored:
             continue
+        task.extend_lease()
         try:
             store_one(task, provider, index, url)
         except RetryLater as e:
@@ -342,7 +402,6 @@ def store_results(task):
         except (ProviderError, images.InvalidImage, images.TooLarge) as e:
             errors[index] = _plain(e)
             log.warning("Task %s: result %s not stored: %s", task.pk, index, e)
-        task.extend_lease()
     complete(task, errors)
 
 
@@ -406,23 +465,17 @@ def complete(task, errors):
     message = ""
     if errors:
         message = f"{len(errors)} of {len(task.result_urls)} images could not be downloaded from the provider."
-    task.move_to(
-        Status.COMPLETED,
-        final_cost=task.price_per_image * count,
-        progress=100,
-        error_message=message,
-    )
-    cleanup(task)
+    if task.move_to(Status.COMPLETED, progress=100, error_message=message):
+        tidy(task)
 
 
 # Finish ---------------------------------------------------------------------------------------
 
 
 def fail(task, code, message):
-    if task.is_final:
-        return
-    if task.move_to(Status.FAILED, error_code=code or "", error_message=message, final_cost=_cost(task)):
-        cleanup(task)
+    """Ends the task as failed; only where the caller holds the task's lease."""
+    if not task.is_final and task.move_to(Status.FAILED, error_code=code or "", error_message=message):
+        tidy(task)
 
 
 def finish_at_deadline(task):
@@ -435,28 +488,40 @@ def finish_at_deadline(task):
 
 
 def cancel(task):
-    """Stops following the task (no upstream cancel endpoint exists); stored images stay."""
-    if not task.is_final and task.move_to(Status.CANCELLED, final_cost=_cost(task)):
-        cleanup(task)
-        return True
+    """Stops following the task (no upstream cancel endpoint exists). A state change only: this
+    runs in a web request, without the task's lease, so the tidying (final cost, upstream
+    reference files, unrecorded image files) is left to a worker. Images stored or still
+    arriving are kept. Returns False if the task had already finished."""
+    for _ in range(3):  # the worker may move the task between our read and our update
+        if task.is_final:
+            return False
+        if task.move_to(Status.CANCELLED):
+            enqueue(task.pk)
+            return True
+        task.refresh_from_db()
     return False
 
 
 def delete(task):
-    """Deletes a task with its images and references; files go once the rows are gone."""
+    """Deletes a final task with its images and references; the files go once the rows are gone.
+    Returns False (nothing deleted) while a worker still holds the task or has tidying to do."""
     names = [name for image in task.images.all() for name in (image.file.name, image.thumbnail.name)]
     names += [ref.file.name for ref in task.references.all()]
     with transaction.atomic():
-        task.delete()
-        transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
+        deleted, _ = (
+            GenerationTask.objects.filter(pk=task.pk, status__in=FINAL_STATES, tidy_pending=False)
+            .lease_free()
+            .delete()
+        )
+        if deleted:
+            transaction.on_commit(lambda: delete_stored_files(names))
+    return bool(deleted)
 
 
-def _cost(task):
-    return task.price_per_image * task.images.count()
-
-
-def cleanup(task):
-    """After a final state: forget upstream reference files and files of half-stored images."""
+def tidy(task):
+    """After a final state, under the task's lease: settles the final cost (images kept × price),
+    deletes the task's reference files at the provider and any file of an image that was saved
+    but never recorded. Problems are logged; tidying is done once."""
     try:
         provider = get_provider(task.provider)
     except ProviderError:
@@ -464,18 +529,20 @@ def cleanup(task):
     for ref in task.references.exclude(upstream_file_id=""):
         try:
             if provider:
+                task.extend_lease()
                 provider.delete_reference(ref.upstream_file_id)
             ReferenceImage.objects.filter(pk=ref.pk).update(upstream_file_id="")
         except ProviderError:
             log.warning("Task %s: upstream file %s not deleted", task.pk, ref.upstream_file_id)
     stored = set(task.images.values_list("index", flat=True))
-    for index in range(len(task.result_urls)):
-        if index in stored:
-            continue
-        for suffix in (*EXTENSIONS.values(), ".thumb.webp"):
-            name = task.images_expected_name(index, suffix)
-            if default_storage.exists(name):
-                default_storage.delete(name)
+    leftovers = [
+        task.images_expected_name(index, suffix)
+        for index in range(len(task.result_urls))
+        if index not in stored
+        for suffix in (*EXTENSIONS.values(), ".thumb.webp")
+    ]
+    delete_stored_files([name for name in leftovers if default_storage.exists(name)])
+    task.update_fields(tidy_pending=False, final_cost=task.price_per_image * len(stored))
 
 
 def _plain(error):

@@ -26,11 +26,11 @@ def sweep():
 
 
 def requeue_overdue_tasks():
-    """Tasks whose check is long overdue and that no worker holds: their job was lost."""
+    """Tasks whose check (or tidying) is long overdue and that no worker holds: their job was lost."""
     now = timezone.now()
     grace = timedelta(seconds=settings.SWEEP_GRACE_SECONDS)
     overdue = (
-        GenerationTask.objects.unfinished()
+        GenerationTask.objects.needing_work()
         .lease_free(now)
         .filter(next_check_at__lt=now - grace)
         .values_list("pk", "next_check_at")[:BATCH]

@@ -1,8 +1,11 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, register_converter
 
-from gallery.views import accounts, callbacks, errors, gallery, media, pages, studio, teams
+from gallery.ids import IdConverter
+from gallery.views import accounts, callbacks, gallery, media, pages, studio, teams
 from gallery.views.providers import providers
+
+register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("", studio.studio, name="studio"),
@@ -13,17 +16,17 @@ urlpatterns = [
     path("tasks/<uuid:task_id>/cancel/", studio.cancel, name="task_cancel"),
     path("tasks/<uuid:task_id>/delete/", studio.delete, name="task_delete"),
     path("gallery/", gallery.gallery, name="gallery"),
-    path("gallery/<int:image_id>/", gallery.image_detail, name="image_detail"),
-    path("gallery/<int:image_id>/favourite/", gallery.favourite, name="image_favourite"),
+    path("gallery/<id:image_id>/", gallery.image_detail, name="image_detail"),
+    path("gallery/<id:image_id>/favourite/", gallery.favourite, name="image_favourite"),
     path("gallery/delete/", gallery.delete, name="gallery_delete"),
     path("gallery/download/", media.download_zip, name="gallery_zip"),
     path("usage/", pages.usage, name="usage"),
     path("api/", pages.api, name="api"),
     path("providers/", providers, name="providers"),
-    path("media/image/<int:image_id>/", media.original, name="image_original"),
-    path("media/image/<int:image_id>/thumb/", media.thumbnail, name="image_thumbnail"),
-    path("media/image/<int:image_id>/download/", media.download, name="image_download"),
-    path("media/reference/<int:reference_id>/", media.reference, name="reference_file"),
+    path("media/image/<id:image_id>/", media.original, name="image_original"),
+    path("media/image/<id:image_id>/thumb/", media.thumbnail, name="image_thumbnail"),
+    path("media/image/<id:image_id>/download/", media.download, name="image_download"),
+    path("media/reference/<id:reference_id>/", media.reference, name="reference_file"),
     # Accounts
     path("welcome/", accounts.welcome, name="welcome"),
     path("signup/", accounts.signup, name="signup"),
@@ -58,9 +61,9 @@ urlpatterns = [
     # Teams
     path("team/", teams.members, name="team_members"),
     path("team/invite/", teams.invite, name="team_invite"),
-    path("team/invites/<int:invite_id>/revoke/", teams.revoke_invite, name="team_invite_revoke"),
-    path("team/members/<int:membership_id>/role/", teams.change_role, name="team_change_role"),
-    path("team/members/<int:membership_id>/remove/", teams.remove_member, name="team_remove"),
+    path("team/invites/<id:invite_id>/revoke/", teams.revoke_invite, name="team_invite_revoke"),
+    path("team/members/<id:membership_id>/role/", teams.change_role, name="team_change_role"),
+    path("team/members/<id:membership_id>/remove/", teams.remove_member, name="team_remove"),
     path("team/leave/", teams.leave, name="team_leave"),
     path("teams/new/", teams.create, name="team_create"),
     path("teams/switch/", teams.switch, name="team_switch"),

@@ -15,11 +15,23 @@ from urllib.parse import urlparse
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from gallery import options as limits  # plain data, no Django imports
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def env_str(name, default=""):
     return os.environ.get(name, default)
+
+
+def env_secret(name):
+    """A secret from NAME, or from the file NAME_FILE points at (Docker and systemd secrets)."""
+    if path := os.environ.get(f"{name}_FILE"):
+        try:
+            return Path(path).read_text().strip()
+        except OSError as e:
+            raise ImproperlyConfigured(f"{name}_FILE points at {path!r}, which cannot be read: {e.strerror}.") from None
+    return os.environ.get(name, "")
 
 
 def env_bool(name, default=False):
@@ -74,7 +86,6 @@ def local_secret_key():
     return path.read_text().strip()
 
 
-SECRET_KEY = env_str("SECRET_KEY") or local_secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -100,6 +111,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "gallery.middleware.RequestIdMiddleware",
+    "gallery.middleware.RequestSizeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -156,7 +169,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": str(Path(tempfile.gettempdir()) / f"seedream-test-{os.getpid()}.sqlite3")
     }
 
+# Anything signed (sessions, callback tokens, reset links, signed media URLs) must verify on
+# every machine: a key generated per machine would make callbacks from the worker 404 on the web
+# machine. Only a single-machine SQLite instance may keep a generated key in a local file.
+SECRET_KEY = env_secret("SECRET_KEY")
+if not SECRET_KEY and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set. With a shared database (DATABASE_URL) the studio may run on several "
+        "machines, and they must all sign with the same key. Generate one with\n"
+        "    python -c 'import secrets; print(secrets.token_urlsafe(50))'\n"
+        "and set it as SECRET_KEY (or SECRET_KEY_FILE, a path to a file holding it) in the "
+        "environment of every web and worker process."
+    )
+SECRET_KEY = SECRET_KEY or local_secret_key()
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Request limits, from the studio's rules (the body's total size is capped by
+# gallery.middleware.RequestSizeMiddleware, with a message a person understands).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = limits.MAX_REQUEST_FIELDS
+DATA_UPLOAD_MAX_NUMBER_FILES = limits.MAX_REQUEST_FILES
 AUTH_USER_MODEL = "gallery.User"
 
 AUTHENTICATION_BACKENDS = [
@@ -226,18 +258,21 @@ EMAIL_BACKEND = (
 )
 EMAIL_PORT = env_number("EMAIL_PORT", 587, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
-EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Seedream Studio <studio@localhost>")
 
 INVITE_DAYS = 7
+# Password reset e-mails: (requests, per seconds) from one IP address and to one address.
+PASSWORD_RESET_IP_LIMIT = (env_number("PASSWORD_RESET_IP_LIMIT", 10, minimum=1), 3600)
+PASSWORD_RESET_EMAIL_LIMIT = (env_number("PASSWORD_RESET_EMAIL_LIMIT", 3, minimum=1), 3600)
 
 # Upstream providers. Each real one is used when its key is set, cheapest first; without any
 # key the offline sandbox provider is used.
-EVOLINK_API_KEY = env_str("EVOLINK_API_KEY")
+EVOLINK_API_KEY = env_secret("EVOLINK_API_KEY")
 EVOLINK_BASE_URL = env_url("EVOLINK_BASE_URL", "https://api.evolink.ai")
 EVOLINK_FILES_URL = env_url("EVOLINK_FILES_URL", "https://files-api.evolink.ai")
-BYTEPLUS_API_KEY = env_str("BYTEPLUS_API_KEY")
+BYTEPLUS_API_KEY = env_secret("BYTEPLUS_API_KEY")
 BYTEPLUS_BASE_URL = env_url("BYTEPLUS_BASE_URL", "https://ark.ap-southeast.bytepluses.com")
 PRICE_PER_IMAGE = {
     "sandbox": env_number("SANDBOX_PRICE_PER_IMAGE", 0.0, kind=float, minimum=0),
@@ -263,9 +298,30 @@ SWEEP_GRACE_SECONDS = env_number("SWEEP_GRACE_SECONDS", 30.0, kind=float, minimu
 WORKER_HEARTBEAT_SECONDS = env_number("WORKER_HEARTBEAT_SECONDS", 10.0, kind=float, minimum=0.1)
 MAX_RESULT_BYTES = env_number("MAX_RESULT_BYTES", 64 * 1024 * 1024, minimum=1)
 
+# Every unhandled error is logged with its traceback and request id, DEBUG or not (Django's own
+# default sends them only to ADMINS by e-mail when DEBUG is off: with no ADMINS, nowhere).
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {LOG_LEVEL!r}.")
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"gallery": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")}},
+    "filters": {"context": {"()": "gallery.logs.ContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [req %(request_id)s task %(task_id)s] %(message)s"},
+        "json": {"()": "gallery.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["context"], "formatter": LOG_FORMAT},
+    },
+    # One handler, on the root: every logger reaches it (and pytest's caplog) once.
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "gallery": {"handlers": [], "level": LOG_LEVEL},
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": [], "level": "WARNING"},
+    },
 }

@@ -56,3 +56,45 @@ def test_sqlite_runs_in_wal_mode_with_immediate_transactions():
         assert cursor.fetchone()[0] == "wal"
     assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
     assert connection.settings_dict["OPTIONS"]["timeout"] >= 20
+
+
+def test_a_shared_database_without_a_secret_key_refuses_to_start_and_says_how_to_set_one():
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "SECRET_KEY_FILE")}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT, env={**env, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+    assert "secrets.token_urlsafe" in result.stderr
+
+
+def test_the_secret_key_can_come_from_a_file(tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text("a-key-from-a-file-that-is-long-enough-0123456789\n")
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)"],
+        cwd=ROOT, env={**env, "SECRET_KEY_FILE": str(key_file), "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "a-key-from-a-file-that-is-long-enough-0123456789"
+
+
+def test_callback_tokens_made_on_one_machine_verify_on_another_with_the_shared_key(tmp_path):
+    """Two processes with the same SECRET_KEY but separate working folders (no shared .secret_key
+    file) compute the same callback token: what the worker signs, the web machine accepts."""
+    code = "from gallery.providers.evolink import callback_token; print(callback_token('5f1c'))"
+    tokens = set()
+    for machine in ("web", "worker"):
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=ROOT, env={**os.environ, "SECRET_KEY": "one-key-for-every-machine-0123456789abcdef",
+                           "HOME": str(tmp_path / machine)},
+            capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        tokens.add(result.stdout.splitlines()[-1])
+    assert len(tokens) == 1

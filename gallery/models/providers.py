@@ -32,3 +32,20 @@ class ProviderResult(models.Model):
 
     def __str__(self):
         return self.id
+
+
+class ProviderBalance(models.Model):
+    """A provider account's balance as the worker last read it: pages show this, never wait for
+    the upstream."""
+
+    provider = models.CharField(max_length=20, primary_key=True)
+    credits = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    key_credits = models.DecimalField(
+        max_digits=14, decimal_places=4, null=True, blank=True, help_text="What this API key may still spend."
+    )
+    read_at = models.DateTimeField(null=True, blank=True, help_text="When the balance was last read.")
+    tried_at = models.DateTimeField(default=timezone.now)
+    problem = models.TextField(blank=True, help_text="Why the last read failed.")
+
+    def __str__(self):
+        return f"{self.provider}: {self.credits}"

@@ -50,6 +50,10 @@ class IllegalTransition(Exception):
     pass
 
 
+class LeaseLost(Exception):
+    """This worker's lease on a task expired and another worker took it."""
+
+
 def can_move(current, new):
     if current in FINAL_STATES:
         return False
@@ -68,6 +72,10 @@ class TaskQuerySet(models.QuerySet):
 
     def recent(self, limit=20):
         return self.order_by("-created_at", "-id")[:limit]
+
+    def needing_work(self):
+        """Unfinished tasks, and final ones still to be tidied up."""
+        return self.filter(Q(tidy_pending=True) | ~Q(status__in=FINAL_STATES))
 
     def lease_free(self, now=None):
         now = now or timezone.now()
@@ -93,7 +101,9 @@ class GenerationTask(models.Model):
     n = models.PositiveSmallIntegerField(default=1)
     priority = models.CharField(max_length=10, default="standard")
     callback_url = models.URLField(max_length=2048, blank=True)
-    submit_token = models.CharField(max_length=64, blank=True, help_text="One task per submitted form.")
+    submit_token = models.CharField(
+        max_length=64, blank=True, help_text="The form's token and a digest of its inputs: one task per form sent."
+    )
 
     # Upstream progress.
     provider = models.CharField(max_length=20)
@@ -114,6 +124,10 @@ class GenerationTask(models.Model):
     deadline_at = models.DateTimeField()
     lease_until = models.DateTimeField(null=True, blank=True)
     lease_token = models.CharField(max_length=32, blank=True)
+    # Set with every final state; a worker holding the lease then settles the final cost and
+    # removes what the task left upstream and in storage (never the web request: it holds no
+    # lease, and a worker may be between saving an image's file and recording it).
+    tidy_pending = models.BooleanField(default=False)
     storage_key = models.CharField(max_length=32, editable=False)
 
     created_at = models.DateTimeField(default=timezone.now)
@@ -139,6 +153,7 @@ class GenerationTask(models.Model):
         indexes = [
             models.Index(fields=["team", "-created_at"], name="task_team_recent"),
             models.Index(fields=["status", "next_check_at"], name="task_sweep"),
+            models.Index(fields=["next_check_at"], condition=Q(tidy_pending=True), name="task_tidy"),
         ]
 
     def __str__(self):
@@ -154,6 +169,22 @@ class GenerationTask(models.Model):
     @property
     def is_final(self):
         return self.status in FINAL_STATES
+
+    def may_be_changed_by(self, membership):
+        """Members cancel, retry and delete their own tasks; owners and admins anyone's (SPEC §1)."""
+        return membership is not None and (membership.can_manage or self.created_by_id == membership.user_id)
+
+    @property
+    def can_retry(self):
+        return self.status == Status.FAILED
+
+    @property
+    def can_cancel(self):
+        return not self.is_final
+
+    @property
+    def can_delete(self):
+        return self.is_final
 
     @property
     def placeholders(self):
@@ -182,6 +213,8 @@ class GenerationTask(models.Model):
         fields["updated_at"] = now
         if stamp := STATE_TIMESTAMPS.get(new_status):
             fields.setdefault(stamp, now)
+        if new_status in FINAL_STATES:
+            fields["tidy_pending"] = True
         moved = GenerationTask.objects.filter(pk=self.pk, status=self.status).update(**fields)
         if moved:
             for name, value in fields.items():
@@ -210,10 +243,15 @@ class GenerationTask(models.Model):
         return bool(taken)
 
     def extend_lease(self):
+        """Renews this worker's lease before a slow step; raises LeaseLost if another worker has
+        taken the task meanwhile (this one must then stop before it pays for anything)."""
         until = timezone.now() + timedelta(seconds=settings.TASK_LEASE_SECONDS)
-        GenerationTask.objects.filter(pk=self.pk, lease_token=self.lease_token).update(
+        kept = self.lease_token and GenerationTask.objects.filter(pk=self.pk, lease_token=self.lease_token).update(
             lease_until=until
         )
+        if not kept:
+            raise LeaseLost(f"Task {self.pk}: another worker took the lease")
+        self.lease_until = until
 
     def release_lease(self):
         GenerationTask.objects.filter(pk=self.pk, lease_token=self.lease_token).update(
@@ -330,7 +368,7 @@ class ImageQuerySet(models.QuerySet):
         The tasks stay, so the history still shows what was made and what it cost."""
         names = [name for pair in self.values_list("file", "thumbnail") for name in pair if name]
         deleted = self.delete()[1].get(GalleryImage._meta.label, 0)
-        transaction.on_commit(lambda: _delete_stored(names))
+        transaction.on_commit(lambda: delete_stored_files(names))
         return deleted
 
 
@@ -338,11 +376,14 @@ def _start_of_day(day):
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def _delete_stored(names):
+def delete_stored_files(names):
+    """Deletes stored files, logging (never raising) what storage refuses: this often runs after a
+    commit, where an exception would turn a finished request into a 500. A file left behind is
+    found by the orphan-file report."""
     for name in names:
         try:
             default_storage.delete(name)
-        except OSError:
+        except Exception:
             log.warning("Could not delete %s from storage", name, exc_info=True)
 
 
@@ -401,6 +442,10 @@ class GalleryImage(models.Model):
     def cursor(self):
         """The page token for the images after this one (see ImageQuerySet.page)."""
         return encode_cursor(self.created_at, self.pk)
+
+    def may_be_changed_by(self, membership):
+        """Deleting follows the task's rule: the member who made it, or an owner or admin."""
+        return self.task.may_be_changed_by(membership)
 
     def set_favourite(self, favourite):
         GalleryImage.objects.filter(pk=self.pk).update(favourite=favourite)

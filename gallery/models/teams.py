@@ -25,6 +25,18 @@ class User(AbstractUser):
         return self.get_full_name() or self.username
 
 
+class Instance(models.Model):
+    """One row, written by the onboarding page: its primary key makes "the first team and owner"
+    happen once, even when two first visits arrive at the same moment (on PostgreSQL a
+    select_for_update() on the empty user table would lock nothing)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    set_up_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"Set up {self.set_up_at:%Y-%m-%d %H:%M}"
+
+
 class Team(models.Model):
     name = models.CharField(max_length=100)
     created_at = models.DateTimeField(default=timezone.now)
@@ -87,14 +99,24 @@ class Membership(models.Model):
             return [Role.ADMIN, Role.MEMBER]
         return []
 
+    def _locked(self):
+        """This membership re-read under a lock on its team's row. Every change of roles takes
+        that one lock, so two owners demoting each other at once run one after the other and
+        the second sees the first's change (locking the two membership rows alone would not:
+        each transaction would lock only the row it changes)."""
+        Team.objects.select_for_update().filter(pk=self.team_id).exists()
+        return Membership.objects.filter(pk=self.pk).first()
+
     def _is_last_owner(self):
         return self.role == Role.OWNER and not (
-            Membership.objects.owners().filter(team=self.team).exclude(pk=self.pk).exists()
+            Membership.objects.owners().filter(team_id=self.team_id).exclude(pk=self.pk).exists()
         )
 
     def change_role(self, role):
         with transaction.atomic():
-            locked = Membership.objects.select_for_update().get(pk=self.pk)
+            locked = self._locked()
+            if locked is None:
+                raise LastOwnerError("This person is no longer in the team.")
             if role != Role.OWNER and locked._is_last_owner():
                 raise LastOwnerError("A team needs at least one owner: make someone else owner first.")
             locked.role = role
@@ -103,7 +125,9 @@ class Membership(models.Model):
 
     def remove(self):
         with transaction.atomic():
-            locked = Membership.objects.select_for_update().get(pk=self.pk)
+            locked = self._locked()
+            if locked is None:
+                return  # already gone
             if locked._is_last_owner():
                 raise LastOwnerError(
                     "The last owner cannot leave the team: make someone else owner first."
@@ -124,7 +148,11 @@ class InviteQuerySet(models.QuerySet):
 
 
 class InviteError(Exception):
-    pass
+    status = 410  # the link was good once
+
+
+class InviteForSomeoneElse(InviteError):
+    status = 403
 
 
 class Invite(models.Model):
@@ -172,11 +200,21 @@ class Invite(models.Model):
         if self.accepted_at:
             return "This invite link has already been used. Ask the team for a new one."
         if self.expires_at <= timezone.now():
-            return "This invite link has expired (links last 7 days). Ask the team for a new one."
+            return f"This invite link has expired (links last {settings.INVITE_DAYS} days). Ask the team for a new one."
         return ""
+
+    def is_for(self, email):
+        """An invite made for an address may only be accepted with that address (SPEC §1); one
+        made without an address is for whoever holds the link."""
+        return not self.email or self.email.casefold() == (email or "").casefold()
 
     def accept(self, user):
         """Adds the user to the team; single use, even under concurrent clicks."""
+        if not self.is_for(user.email):
+            raise InviteForSomeoneElse(
+                f"This invite is for {self.email}, but you are signed in as {user.email}. Sign out and "
+                f"open the link again to join with {self.email}, or ask the team for an invite to your address."
+            )
         with transaction.atomic():
             used = Invite.objects.pending().filter(pk=self.pk).update(
                 accepted_at=timezone.now(), accepted_by=user

@@ -67,3 +67,9 @@ def elapsed(task):
 @register.filter
 def ratio_class(ratio):
     return "shape-" + ratio.replace(":", "-")
+
+
+@register.filter
+def changeable_by(obj, membership):
+    """Whether this person may cancel, retry or delete it: the model's own rule."""
+    return obj.may_be_changed_by(membership)

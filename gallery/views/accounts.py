@@ -3,13 +3,14 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from gallery.account_forms import AccountForm, LoginForm, OnboardingForm
-from gallery.models import Team
+from gallery import ratelimit
+from gallery.account_forms import AccountForm, EmailTaken, LoginForm, OnboardingForm
+from gallery.models import Instance, Team
 
 BACKEND = "gallery.auth.EmailOrUsernameBackend"
 
@@ -26,12 +27,17 @@ def welcome(request):
         return redirect("studio")
     form = OnboardingForm(form_data(request))
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            # Checked again inside the transaction: two first visitors must not both win.
-            if get_user_model().objects.select_for_update().exists():
-                return redirect("login")
-            user = form.create_user(is_staff=True, is_superuser=True)
-            team = Team.create_with_owner(form.cleaned_data["team_name"], user)
+        try:
+            with transaction.atomic():
+                # Two first visitors: the second one's insert of the single Instance row fails.
+                Instance.objects.create()
+                user = form.create_user(is_staff=True, is_superuser=True)
+                team = Team.create_with_owner(form.cleaned_data["team_name"], user)
+        except IntegrityError:
+            messages.info(request, "This studio was set up a moment ago. Sign in, or ask its owner for an invite.")
+            return redirect("login")
+        except EmailTaken:
+            return render(request, "registration/welcome.html", {"form": form})
         auth_login(request, user, backend=BACKEND)
         messages.success(request, f"Welcome to Seedream Studio! {team.name} is ready.")
         return redirect("studio")
@@ -45,11 +51,40 @@ def signup(request):
         raise Http404("Sign-up is by invitation on this instance.")
     form = AccountForm(form_data(request))
     if request.method == "POST" and form.is_valid():
-        user = form.create_user()
+        try:
+            user = form.create_user()
+        except EmailTaken:
+            return render(request, "registration/signup.html", {"form": form})
         auth_login(request, user, backend=BACKEND)
         return redirect("team_create")
     return render(request, "registration/signup.html", {"form": form})
 
 
 login = auth_views.LoginView.as_view(authentication_form=LoginForm, redirect_authenticated_user=True)
-password_reset = auth_views.PasswordResetView.as_view(success_url="/password/reset/sent/")
+class PasswordResetView(auth_views.PasswordResetView):
+    """Throttled per IP (a visible refusal) and per address (silently: the page must not tell
+    whether an address has an account), so a script cannot flood someone's inbox."""
+
+    success_url = "/password/reset/sent/"
+
+    def form_valid(self, form):
+        allowed, wait = ratelimit.hit(f"reset-ip:{client_ip(self.request)}", *settings.PASSWORD_RESET_IP_LIMIT)
+        if not allowed:
+            minutes = max(1, round(wait / 60))
+            form.add_error(
+                None,
+                f"Too many password reset requests came from your network. Try again in {minutes} "
+                f"minute{'s' if minutes != 1 else ''}.",
+            )
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        email = form.cleaned_data["email"].strip().casefold()
+        if not ratelimit.hit(f"reset-email:{email}", *settings.PASSWORD_RESET_EMAIL_LIMIT)[0]:
+            return redirect(self.get_success_url())
+        return super().form_valid(form)
+
+
+def client_ip(request):
+    return request.META.get("REMOTE_ADDR", "")
+
+
+password_reset = PasswordResetView.as_view()

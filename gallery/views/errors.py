@@ -1,4 +1,24 @@
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.shortcuts import render
+
+from gallery import options
+
+BAD_REQUESTS = {
+    TooManyFilesSent: f"This request carried more files than any studio form sends (at most "
+    f"{options.MAX_REFERENCES} reference images are accepted). Nothing was saved.",
+    TooManyFieldsSent: "This request carried more fields than any studio form sends. Nothing was saved. "
+    "If you selected many images at once, select fewer.",
+    RequestDataTooBig: "This request's form fields were larger than the studio accepts. Nothing was saved.",
+}
+
+
+def bad_request(request, exception=None):
+    message = next(
+        (text for kind, text in BAD_REQUESTS.items() if isinstance(exception, kind)),
+        "The studio could not read this request. Nothing was saved; reload the page and try again.",
+    )
+    return render(request, "error.html", {"title": "Request refused", "message": message}, status=400)
+
 
 
 def forbidden(request, exception=None):
@@ -16,9 +36,11 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
-    return render(
-        request,
-        "error.html",
-        {"title": "Something went wrong", "message": "We could not finish this request. Nothing was changed; please try again."},
-        status=500,
-    )
+    # We cannot know what was saved before the error, so we do not promise "nothing changed".
+    ctx = {
+        "title": "Something went wrong",
+        "message": "The studio hit an error it did not expect. It has been logged. Reload the page to "
+        "see what was saved, then try again.",
+        "request_id": getattr(request, "id", ""),
+    }
+    return render(request, "error.html", ctx, status=500)

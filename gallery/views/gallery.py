@@ -1,6 +1,7 @@
 """The gallery: the team's images newest first, one image's page, favourites and deletion."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -84,6 +85,12 @@ def delete(request):
     selected = form.selected(team_images.select_related("task"))
     if selected is None:
         raise Http404("Some of these images do not exist.")
+    others = [image for image in selected if not image.may_be_changed_by(request.membership)]
+    if others:
+        raise PermissionDenied(
+            f"{len(others)} of the selected images {'was' if len(others) == 1 else 'were'} made by someone else. "
+            "Members can delete only their own images; owners and admins can delete any."
+        )
     if request.POST.get("confirmed") != "1":
         return render(request, "gallery/image_delete.html", {"images": selected, "next": _next(request)})
     with transaction.atomic():

@@ -1,6 +1,7 @@
 import secrets
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
@@ -52,7 +53,11 @@ def submit(request):
     form = SubmitForm(form_data(request), request.FILES, team=request.team)
     if not form.is_valid():
         return _render(request, form, status=400, partial="form-and-history" if request.htmx else "")
-    task = pipeline.submit(request.team, request.user, form.cleaned_data)
+    try:
+        task = pipeline.submit(request.team, request.user, form.cleaned_data)
+    except pipeline.StorageUnavailable as e:
+        form.add_error(None, str(e))
+        return _render(request, form, status=503, partial="form-and-history" if request.htmx else "")
     if not request.htmx:
         messages.success(request, f"Generating {task.n} image{'s' if task.n > 1 else ''}…")
         return redirect("studio")
@@ -91,23 +96,35 @@ def _after_action(request, message):
     """htmx gets the refreshed history; a plain form post goes back to the studio."""
     if request.htmx:
         ctx = {"history": history.load(request.team, request.user, _only_mine(request))}
-        return render(request, "gallery/studio.html#history", ctx)
+        response = render(request, "gallery/studio.html#history", ctx)
+        return trigger_client_event(response, "studioMessage", {"text": message})
     messages.info(request, message)
     return redirect("studio")
+
+
+def _own_task(request, task_id, queryset=GenerationTask.objects):
+    """A task of the current team that this person may act on (SPEC §1), else 404 or 403."""
+    task = get_for_team(request, queryset, pk=task_id)
+    if not task.may_be_changed_by(request.membership):
+        raise PermissionDenied("Only the person who made this task, or a team owner or admin, can do this.")
+    return task
 
 
 @team_required
 @require_POST
 def retry(request, task_id):
-    task = get_for_team(request, GenerationTask.objects.filter(status="failed"), pk=task_id)
-    pipeline.retry(task, request.user)
+    task = _own_task(request, task_id, GenerationTask.objects.filter(status="failed"))
+    try:
+        pipeline.retry(task, request.user)
+    except pipeline.StorageUnavailable as e:
+        return _after_action(request, str(e))
     return _after_action(request, "Trying again as a new task.")
 
 
 @team_required
 @require_POST
 def cancel(request, task_id):
-    task = get_for_team(request, GenerationTask, pk=task_id)
+    task = _own_task(request, task_id)
     done = pipeline.cancel(task)
     return _after_action(request, "Cancelled. Images already made are kept." if done else "This task had already finished.")
 
@@ -115,7 +132,7 @@ def cancel(request, task_id):
 @team_required
 @require_POST
 def delete(request, task_id):
-    # Only finished tasks: a worker could still be storing images for a running one.
-    task = get_for_team(request, GenerationTask.objects.filter(status__in=FINAL_STATES), pk=task_id)
-    pipeline.delete(task)
-    return _after_action(request, "Task and its images deleted.")
+    task = _own_task(request, task_id, GenerationTask.objects.filter(status__in=FINAL_STATES))
+    if pipeline.delete(task):
+        return _after_action(request, "Task and its images deleted.")
+    return _after_action(request, "This task is still being wrapped up by a worker: try deleting it again in a moment.")

@@ -1,7 +1,11 @@
+import logging
+import smtplib
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth.decorators import login_required
-from django.core.mail import send_mail
+from django.core.mail import BadHeaderError, send_mail
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -11,10 +15,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from gallery.access import get_for_team, manager_required, team_required
-from gallery.account_forms import AccountForm, InviteForm, RoleForm, TeamForm
+from gallery.account_forms import AccountForm, EmailTaken, InviteForm, RoleForm, TeamForm
+from gallery.ids import parse_id
 from gallery.middleware import switch_team
 from gallery.models import Invite, InviteError, LastOwnerError, Membership, Team
 from gallery.views.accounts import BACKEND, form_data
+
+log = logging.getLogger(__name__)
 
 
 @team_required
@@ -24,6 +31,7 @@ def members(request):
         "invites": request.team.invites.pending().select_related("created_by"),
         "invite_form": InviteForm(membership=request.membership),
         "new_invite_link": request.session.pop("new_invite_link", None),
+        "invite_days": settings.INVITE_DAYS,
     }
     return render(request, "teams/members.html", ctx)
 
@@ -40,17 +48,32 @@ def invite(request):
         request.team, request.user, role=form.cleaned_data["role"], email=form.cleaned_data["email"]
     )
     link = request.build_absolute_uri(reverse("invite_accept", args=[token]))
-    if new_invite.email:
-        send_mail(
-            f"{request.user.display_name} invited you to {request.team.name} on Seedream Studio",
-            f"Join the team here (the link works once and expires in 7 days):\n\n{link}\n",
-            None,
-            [new_invite.email],
-        )
     # Shown once on the next page; only the token's hash is kept.
     request.session["new_invite_link"] = link
-    messages.success(request, "Invite link created. Copy it now: it is shown only once.")
+    if new_invite.email and not _send_invite(request, new_invite, link):
+        messages.warning(
+            request,
+            f"The invite link was created, but the e-mail to {new_invite.email} could not be sent. "
+            "Copy the link below and send it yourself.",
+        )
+    else:
+        messages.success(request, "Invite link created. Copy it now: it is shown only once.")
     return redirect("team_members")
+
+
+def _send_invite(request, new_invite, link):
+    subject = f"{request.user.display_name} invited you to {request.team.name} on Seedream Studio"
+    body = (
+        f"Join the team here (the link works once and expires in {settings.INVITE_DAYS} days):"
+        f"\n\n{link}\n"
+    )
+    try:
+        # Names are one line, but rows from before that rule may not be: a subject never breaks.
+        send_mail(" ".join(subject.split()), body, None, [new_invite.email])
+    except (BadHeaderError, OSError, smtplib.SMTPException):
+        log.exception("Invite %s: e-mail to %s not sent", new_invite.pk, new_invite.email)
+        return False
+    return True
 
 
 @manager_required
@@ -126,8 +149,8 @@ def create(request):
 @login_required
 @require_POST
 def switch(request):
-    team_id = request.POST.get("team", "")
-    if not team_id.isascii() or not team_id.isdigit() or len(team_id) > 18:
+    team_id = parse_id(request.POST.get("team"))
+    if team_id is None:
         raise Http404("No such team.")  # a forged id is a 404, never a 500
     membership = get_object_or_404(request.user.memberships, team_id=team_id)
     switch_team(request, membership.team)
@@ -149,12 +172,17 @@ def accept_invite(request, token):
             switch_team(request, found.team)
             messages.info(request, f"You are already in {found.team.name}.")
             return redirect("studio")
+        if not found.is_for(request.user.email):
+            return _join(request, found, request.user)  # refused, with the reason
         if request.method == "POST":
             return _join(request, found, request.user)
         return render(request, "teams/invite_accept.html", {"invite": found})
-    form = AccountForm(form_data(request), initial={"email": found.email})
+    form = AccountForm(form_data(request), fixed_email=found.email)
     if request.method == "POST" and form.is_valid():
-        return _join(request, found, form.create_user)
+        try:
+            return _join(request, found, form.create_user)
+        except EmailTaken:
+            pass
     return render(request, "teams/invite_signup.html", {"invite": found, "form": form})
 
 
@@ -165,7 +193,7 @@ def _join(request, found, user_or_factory):
             user = user_or_factory() if callable(user_or_factory) else user_or_factory
             found.accept(user)
     except InviteError as e:
-        return render(request, "teams/invite_problem.html", {"problem": str(e)}, status=410)
+        return render(request, "teams/invite_problem.html", {"problem": str(e)}, status=e.status)
     if not request.user.is_authenticated:
         auth_login(request, user, backend=BACKEND)
     switch_team(request, found.team)

@@ -32,8 +32,13 @@
 
   function refresh() {
     if (!bar) return;
-    const chosen = boxes().filter((box) => box.checked).length;
+    const checked = boxes().filter((box) => box.checked);
+    const chosen = checked.length;
     bar.hidden = chosen === 0;
+    // Delete is offered only when every ticked image may be deleted by this person.
+    const deletable = checked.every((box) => box.hasAttribute("data-deletable"));
+    bar.querySelector("[data-delete-button]").hidden = !deletable;
+    bar.querySelector("[data-delete-hint]").hidden = deletable || chosen === 0;
     bar.querySelector("[data-selected-count]").textContent = `${chosen} selected`;
     bar.querySelectorAll("[data-select-all], [data-clear-selection]").forEach((b) => (b.hidden = false));
     const grid = document.getElementById("grid");

@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 
 from gallery.models import GenerationTask, Status
 from tests.conftest import PASSWORD
-from tests.fakes.evolink import FakeEvoLink
 from tests.e2e.conftest import worker_process
+from tests.fakes.evolink import FakeEvoLink
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

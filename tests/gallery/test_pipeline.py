@@ -14,7 +14,7 @@ from django_tasks_db.models import DBTaskResult
 from PIL import Image
 
 from gallery import pipeline, sweeper
-from gallery.models import GalleryImage, GenerationTask, SandboxRun, Status, WorkerHeartbeat
+from gallery.models import GenerationTask, SandboxRun, Status, WorkerHeartbeat
 from gallery.providers.sandbox import SandboxProvider
 from tests.factories import make_reference, make_task, run_until_final
 
@@ -128,6 +128,7 @@ def test_storing_each_image_twice_leaves_one_row_and_one_file(team, alice, setti
     task = make_task(team, alice, n=2)
     pipeline.advance(task.pk)  # queued → submitted
     task.refresh_from_db()
+    assert task.take_lease()  # as a worker would
     pipeline.follow(task)  # → storing, with result URLs
     assert task.status == Status.STORING
     provider = SandboxProvider()
@@ -148,9 +149,11 @@ def test_a_file_left_by_a_crashed_store_is_replaced_not_duplicated(team, alice, 
     task = make_task(team, alice)
     pipeline.advance(task.pk)
     task.refresh_from_db()
+    assert task.take_lease()
     pipeline.follow(task)
     # A worker died after writing the file but before creating the row.
     default_storage.save(task.images_expected_name(0, ".png"), ContentFile(b"half a file"))
+    task.release_lease()
     run_until_final(task)
     image = task.images.get()
     assert stored_files(settings) == sorted([image.file.name, image.thumbnail.name])
@@ -160,6 +163,7 @@ def test_a_file_left_by_a_crashed_store_is_replaced_not_duplicated(team, alice, 
 
 def test_delivering_references_twice_gives_the_same_urls(team, alice):
     task = make_task(team, alice, references=[make_reference(), make_reference(colour="blue")])
+    assert task.take_lease()
     provider = SandboxProvider()
     first = pipeline.deliver_references(task, provider)
     second = pipeline.deliver_references(task, provider)
@@ -200,8 +204,10 @@ def test_a_task_storing_at_its_deadline_keeps_the_images_it_has(team, alice):
     task = make_task(team, alice, n=3)
     pipeline.advance(task.pk)
     task.refresh_from_db()
+    assert task.take_lease()
     pipeline.follow(task)
     pipeline.store_one(task, SandboxProvider(), 0, task.result_urls[0])
+    task.release_lease()
     GenerationTask.objects.filter(pk=task.pk).update(deadline_at=timezone.now() - timedelta(seconds=1))
     pipeline.advance(task.pk)
     task.refresh_from_db()
@@ -258,7 +264,7 @@ def test_submit_enqueues_the_job_only_after_commit(team, alice, django_capture_o
 
 
 def test_a_failed_submission_leaves_no_rows_and_no_files(team, alice, settings):
-    with mock.patch("gallery.pipeline.ReferenceImage.objects.create", side_effect=RuntimeError("boom")):
+    with mock.patch("gallery.pipeline.ReferenceImage.objects.bulk_create", side_effect=RuntimeError("boom")):
         with pytest.raises(RuntimeError):
             make_task(team, alice, references=[make_reference()])
     assert not GenerationTask.objects.exists()
@@ -277,8 +283,10 @@ def test_cancel_stops_following_and_keeps_stored_images(team, alice):
     task = make_task(team, alice, n=2)
     pipeline.advance(task.pk)
     task.refresh_from_db()
+    assert task.take_lease()
     pipeline.follow(task)
     pipeline.store_one(task, SandboxProvider(), 0, task.result_urls[0])
+    task.release_lease()
     task.refresh_from_db()
     assert pipeline.cancel(task) is True
     pipeline.advance(task.pk)

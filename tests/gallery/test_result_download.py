@@ -3,7 +3,6 @@
 import hashlib
 import io
 import time
-from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -48,6 +47,7 @@ def storing_task(team, alice, monkeypatch):
             status=Status.STORING, result_urls=[server.url + p for p in paths]
         )
         task.refresh_from_db()
+        assert task.take_lease()  # store_results runs under a worker's lease
         return task
 
     return make

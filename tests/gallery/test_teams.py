@@ -1,8 +1,8 @@
 """Teams: creating and switching, invite links, roles and the last-owner rule (SPEC §1)."""
 
 import re
-from html import unescape
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from django.utils import timezone
