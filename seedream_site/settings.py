@@ -297,6 +297,11 @@ SWEEP_SECONDS = env_number("SWEEP_SECONDS", 30.0, kind=float, minimum=0.1)
 SWEEP_GRACE_SECONDS = env_number("SWEEP_GRACE_SECONDS", 30.0, kind=float, minimum=0)
 WORKER_HEARTBEAT_SECONDS = env_number("WORKER_HEARTBEAT_SECONDS", 10.0, kind=float, minimum=0.1)
 MAX_RESULT_BYTES = env_number("MAX_RESULT_BYTES", 64 * 1024 * 1024, minimum=1)
+# URLs the studio did not choose (result links and their redirects, later reference and callback
+# URLs) are fetched over https from public addresses only. For local development against the
+# fake upstreams of tests/fakes, both may be relaxed; never in production.
+ALLOW_HTTP_URLS = env_bool("ALLOW_HTTP_URLS", False)
+ALLOW_LOOPBACK_URLS = env_bool("ALLOW_LOOPBACK_URLS", False)
 
 # Every unhandled error is logged with its traceback and request id, DEBUG or not (Django's own
 # default sends them only to ADMINS by e-mail when DEBUG is off: with no ADMINS, nowhere).

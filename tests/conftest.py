@@ -24,6 +24,9 @@ def _fast_settings(settings):
     settings.TASK_FIRST_CHECK_SECONDS = 0
     settings.TASK_CHECK_SECONDS = 0.2
     settings.AXES_ENABLED = True
+    # The fake upstreams serve results from 127.0.0.1 over http; hostile-address tests turn these off.
+    settings.ALLOW_HTTP_URLS = True
+    settings.ALLOW_LOOPBACK_URLS = True
 
 
 def make_user(username, email=None, password=PASSWORD, **extra):

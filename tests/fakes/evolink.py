@@ -10,7 +10,10 @@ Faults, per route ("create", "get", "credits", "upload", "delete", "result"):
   message=… replaces the text), "slow" (answers after fake.slow_seconds), "drop" (closes the
   connection unanswered), "garbage" (200 with a body that is not JSON); for "upload" also
   "quota" (the file service's full-account error); for "result" also "expired" (404),
-  "truncated", "huge" (an endless body), "bomb" (a decompression bomb), "wrong-type" (HTML).
+  "truncated", "huge" (an endless body), "bomb" (a decompression bomb), "wrong-type" (HTML),
+  "redirect" (via=[301, 302, 307]: a chain of those redirects ending at the image, as CDNs do),
+  "redirect-loop" (two URLs redirecting to each other), "redirect-html" (a redirect to an HTML
+  page), "redirect-to" (location=…: a redirect to any address).
 Per task, markers in the prompt (they work when run on its own too):
   [evolink:polls=K] completes at the K-th status check (default fake.polls)
   [evolink:fail=CODE] fails with that error code; [evolink:fail] fails without an `error` object
@@ -160,13 +163,23 @@ class FakeUpstream:
         elif action == "garbage":
             self.send(handler, 200, b'{"id": "task-unified-', "application/json")
         elif route == "result":
-            self.result_fault(handler, action, request)
+            self.result_fault(handler, action, request, fault)
         else:
             raise ValueError(f"unknown fault {action!r} for {route}")
         return True
 
-    def result_fault(self, handler, action, request):
-        if action == "expired":
+    def result_fault(self, handler, action, request, fault=None):
+        name = urlsplit(request.path).path.rsplit("/", 1)[-1]
+        if action == "redirect":
+            via = list((fault or {}).get("via", [301, 302, 307]))
+            self.redirect(handler, via[0], f"/hops/{','.join(map(str, via[1:]))}/{name}")
+        elif action == "redirect-loop":
+            self.redirect(handler, 302, f"/loop/a/{name}")
+        elif action == "redirect-html":
+            self.redirect(handler, 302, "/pages/link-expired")
+        elif action == "redirect-to":
+            self.redirect(handler, 302, fault["location"])
+        elif action == "expired":
             self.send(handler, 404, b"Not Found", "text/plain")
         elif action == "truncated":
             self.send(handler, 200, self.png_for(request)[:300], "image/png")
@@ -188,7 +201,12 @@ class FakeUpstream:
 
     def routes(self):
         """(method, path pattern, route name, needs the key, function)."""
-        return [("GET", r"/results/([\w.-]+)", "result", False, self.serve_result)]
+        return [
+            ("GET", r"/results/([\w.-]+)", "result", False, self.serve_result),
+            ("GET", r"/hops/([\d,]*)/([\w.-]+)", "hop", False, self.serve_hop),
+            ("GET", r"/loop/(a|b)/([\w.-]+)", "loop", False, self.serve_loop),
+            ("GET", r"/pages/([\w-]+)", "page", False, self.serve_page),
+        ]
 
     def dispatch(self, handler, request):
         path = urlsplit(request.path).path
@@ -235,6 +253,26 @@ class FakeUpstream:
             if name not in self._pngs and name in self.images:
                 self._pngs[name] = render_png(*self.images[name])
             return self._pngs.get(name)
+
+    def redirect(self, handler, status, location):
+        # CDNs send a small page with their redirects; 256 bytes here, so tests can count them.
+        body = b"<html><body>Moved to " + location.encode()[:200].ljust(200) + b"</body></html>"
+        body = body.ljust(256)
+        self.send(handler, status, body, "text/html", {"Location": location})
+
+    def serve_hop(self, handler, request, statuses, name):
+        """One hop of a redirect chain: the next status in the list, or the image itself."""
+        rest = [int(s) for s in statuses.split(",") if s]
+        if rest:
+            self.redirect(handler, rest[0], f"/hops/{','.join(map(str, rest[1:]))}/{name}")
+        else:
+            self.serve_result(handler, request, name)  # the last hop answers with the image
+
+    def serve_loop(self, handler, request, side, name):
+        self.redirect(handler, 302, f"/loop/{'b' if side == 'a' else 'a'}/{name}")
+
+    def serve_page(self, handler, request, page):
+        self.send(handler, 200, b"<html><body>This link has expired.</body></html>", "text/html")
 
     def serve_result(self, handler, request, name):
         data = self.png_for(request)

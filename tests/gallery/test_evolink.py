@@ -2,8 +2,11 @@
 and how each documented answer and fault ends — state, message, stored files, upstream calls."""
 
 import io
+import socket
+import threading
 import time
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from PIL import Image
 
 from gallery import images, pipeline
 from gallery.forms import CheckedReference
-from gallery.models import Status
+from gallery.models import GenerationTask, Status
 from gallery.providers import evolink
 from gallery.providers.base import FINAL_CODES, RETRYABLE_CODES, UNKNOWN_FAILURE
 from tests.factories import make_reference, make_task, run_until_final
@@ -338,6 +341,65 @@ def test_a_result_that_is_not_a_whole_safe_image_is_not_stored(fault, fake, team
     assert stored_results(settings) == [] and task.final_cost == 0
 
 
+@pytest.mark.parametrize("via", [[301], [302, 307], [301, 302, 307, 302]])
+def test_result_links_that_redirect_are_followed_to_the_image(via, fake, team, alice, settings):
+    fake.fault("result", "redirect", times=2, via=via)
+    task = run_until_final(make_task(team, alice, prompt="Behind a CDN", n=2))
+    assert task.status == Status.COMPLETED and task.images.count() == 2
+    hops = [r.path for r in fake.received if r.path.startswith("/hops/")]
+    assert len(hops) == 2 * len(via)
+    assert all(image.width == 1024 and image.format == "PNG" for image in task.images.all())
+
+
+def test_a_redirect_loop_is_not_followed_forever_and_the_image_is_reported_lost(fake, team, alice):
+    fake.fault("result", "redirect-loop")
+    task = run_until_final(make_task(team, alice, prompt="Lost in a loop", n=2))
+    assert task.status == Status.COMPLETED and task.images.count() == 1
+    assert "1 of 2 images could not be downloaded" in task.error_message
+    assert len([r for r in fake.received if r.path.startswith("/loop/")]) <= 3
+
+
+def test_a_redirect_to_a_page_that_is_not_an_image_stores_nothing(fake, team, alice, settings):
+    fake.fault("result", "redirect-html")
+    task = run_until_final(make_task(team, alice, prompt="Expired page"))
+    assert task.status == Status.FAILED and task.error_code == "download_failed"
+    assert stored_results(settings) == []
+
+
+def test_too_many_redirects_are_refused(fake, team, alice):
+    fake.fault("result", "redirect", via=[302] * 7)
+    task = run_until_final(make_task(team, alice, prompt="Seven hops"))
+    assert task.status == Status.FAILED and task.error_code == "download_failed"
+    assert len([r for r in fake.received if r.path.startswith("/hops/")]) == 5
+
+
+def test_a_redirect_to_an_internal_address_is_refused_without_connecting(fake, team, alice, monkeypatch):
+    attempted = []
+    real_connect = socket.create_connection
+
+    def guarded(address, *args, **kwargs):
+        attempted.append(address[0])
+        assert address[0] in ("127.0.0.1", "::1"), f"connected to {address[0]}"
+        return real_connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", guarded)
+    fake.fault("result", "redirect-to", location="http://169.254.169.254/latest/meta-data/")
+    task = run_until_final(make_task(team, alice, prompt="To the metadata service"))
+    assert task.status == Status.FAILED and task.error_code == "download_failed"
+    assert set(attempted) == {"127.0.0.1"}
+
+
+def test_bytes_are_capped_over_the_whole_redirect_chain(fake, team, alice, settings):
+    first = run_until_final(make_task(team, alice, prompt="Measure"))
+    # Room for the image and a little more, but not for four 256-byte redirect pages before it.
+    settings.MAX_RESULT_BYTES = first.images.get().bytes + 300
+    direct = run_until_final(make_task(team, alice, prompt="Direct"))
+    fake.fault("result", "redirect", via=[302] * 4)
+    chained = run_until_final(make_task(team, alice, prompt="Through four redirects"))
+    assert direct.status == Status.COMPLETED
+    assert chained.status == Status.FAILED and chained.error_code == "download_failed"
+
+
 def test_a_result_server_error_is_retried_later(fake, team, alice):
     fake.fault("result", 502)
     task = run_until_final(make_task(team, alice))
@@ -411,3 +473,71 @@ def test_no_request_is_made_inside_a_database_transaction(fake, team, alice, mon
     paths = {path.split("/")[2] if path.startswith("/v1/") else path.split("/")[1] for _, path, _ in seen}
     assert {"images", "tasks", "api", "results"} <= paths  # create, poll, file service, download
     assert not [call for call in seen if call[2]]
+
+
+# The lease around slow steps ------------------------------------------------------------------
+
+
+def refs(count):
+    colours = ["red", "green", "blue", "orange", "purple", "teal"]
+    return [make_reference(colour=colours[i % len(colours)]) for i in range(count)]
+
+
+def in_thread(function, *args):
+    """Runs function in a thread with its own database connection, as a second worker would."""
+    from django.db import connections
+
+    def run():
+        try:
+            function(*args)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def wait_for_lease(task):
+    deadline = time.monotonic() + 5
+    while not GenerationTask.objects.filter(pk=task.pk).exclude(lease_token="").exists():
+        assert time.monotonic() < deadline, "the first worker never took the task"
+        time.sleep(0.01)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_slow_reference_uploads_keep_the_lease_so_a_second_worker_never_creates_the_task_twice(
+    fake, team, alice, settings
+):
+    settings.TASK_LEASE_SECONDS = 2
+    fake.slow_seconds = 0.7
+    fake.fault("upload", "slow", times=4)  # 2.8 s of uploads: longer than one lease
+    task = make_task(team, alice, references=refs(4))
+    first = in_thread(pipeline.advance, task.pk)
+    wait_for_lease(task)
+    while first.is_alive():  # a second worker keeps trying to take the same task
+        pipeline.advance(task.pk)
+        time.sleep(0.1)
+    first.join()
+    task = run_until_final(task)
+    assert task.status == Status.COMPLETED
+    assert len(fake.created) == 1
+    assert len(fake.uploads) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_whose_lease_was_taken_stops_before_paying(fake, team, alice, settings):
+    fake.slow_seconds = 0.5
+    fake.fault("upload", "slow", times=3)
+    task = make_task(team, alice, references=refs(3))
+    first = in_thread(pipeline.advance, task.pk)
+    wait_for_lease(task)
+    # As if the first worker had stalled past its lease: another worker takes the task over.
+    GenerationTask.objects.filter(pk=task.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    second = GenerationTask.objects.get(pk=task.pk)
+    assert second.take_lease()
+    first.join()
+    assert fake.created == []  # the first worker noticed at its next step and did not create
+    second.release_lease()
+    task = run_until_final(task)
+    assert task.status == Status.COMPLETED and len(fake.created) == 1
