@@ -38,7 +38,7 @@ def run_until_final(task, max_steps=50):
     """Drives the task with direct calls to the pipeline, as a worker would."""
     for _ in range(max_steps):
         task.refresh_from_db()
-        if task.is_final:
+        if task.is_final and not task.tidy_pending:
             return task
         pipeline.advance(task.pk)
     task.refresh_from_db()

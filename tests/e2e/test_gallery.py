@@ -16,16 +16,6 @@ from tests.factories import make_images
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(autouse=True)
-def _no_script_errors(request):
-    """Any uncaught error in the gallery's scripts fails the test."""
-    errors = []
-    if "page" in request.fixturenames:
-        request.getfixturevalue("page").on("pageerror", lambda e: errors.append(str(e)))
-    yield
-    assert not errors, errors
-
-
 def sign_in(page, live_server, username="alice"):
     page.goto(f"{live_server.url}/login/")
     page.get_by_label("E-mail or username").fill(username)

