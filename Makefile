@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: run test bench check-python install install-test chromium clean
+.PHONY: run test bench check-python install install-test chromium s3rver clean
 
 check-python:
 	@test -n "$(PYTHON)" || { echo "Seedream Studio needs Python 3.11 or newer on the PATH." >&2; exit 1; }
@@ -40,14 +40,26 @@ chromium:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "Browser tests need /usr/bin/chromium (apt-get install chromium)." >&2; exit 1; fi; fi
 
+# The S3 storage tests run against npm's s3rver, installed from tests/s3's lock file. Without
+# npm they are skipped (and say why).
+S3RVER_STAMP := tests/s3/node_modules/.installed
+
+$(S3RVER_STAMP): tests/s3/package.json tests/s3/package-lock.json
+	npm ci --prefix tests/s3 --no-audit --no-fund --loglevel=error
+	@touch $@
+
+s3rver:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory -s $(S3RVER_STAMP); \
+	else echo "npm not found: the S3 storage tests will be skipped (apt-get install nodejs npm)." >&2; fi
+
 # Tests sign with a fixed key, so the PostgreSQL run (which refuses to start without one) and
 # the worker processes the tests start all agree.
 test: export SECRET_KEY ?= test-only-secret-key-never-used-in-production-0123456789
-test: install-test chromium
+test: install-test chromium s3rver
 	$(BIN)/python -m pytest
 
 bench: install-test
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache tests/s3/node_modules

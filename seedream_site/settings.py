@@ -24,16 +24,6 @@ def env_str(name, default=""):
     return os.environ.get(name, default)
 
 
-def env_secret(name):
-    """A secret from NAME, or from the file NAME_FILE points at (Docker and systemd secrets)."""
-    if path := os.environ.get(f"{name}_FILE"):
-        try:
-            return Path(path).read_text().strip()
-        except OSError as e:
-            raise ImproperlyConfigured(f"{name}_FILE points at {path!r}, which cannot be read: {e.strerror}.") from None
-    return os.environ.get(name, "")
-
-
 def env_bool(name, default=False):
     value = os.environ.get(name)
     if value is None or value == "":
@@ -45,7 +35,7 @@ def env_bool(name, default=False):
     raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
 
 
-def env_number(name, default, kind=int, minimum=None):
+def env_number(name, default, kind=int, minimum=None, maximum=None):
     value = os.environ.get(name)
     if value is None or value == "":
         return default
@@ -55,7 +45,16 @@ def env_number(name, default, kind=int, minimum=None):
         raise ImproperlyConfigured(f"{name} must be a {kind.__name__}, not {value!r}.") from None
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value!r}.")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, not {value!r}.")
     return number
+
+
+def env_choice(name, default, choices):
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
 
 
 def env_list(name, default):
@@ -75,6 +74,20 @@ def env_url(name, default="", schemes=("http", "https")):
                 f"not {value!r}."
             )
     return value.rstrip("/")
+
+
+def env_secret(name):
+    """A secret from NAME, or read from the file that NAME_FILE names (Docker or systemd
+    credentials), so it need not sit in the environment."""
+    value, path = os.environ.get(name, ""), os.environ.get(f"{name}_FILE", "")
+    if value and path:
+        raise ImproperlyConfigured(f"Set {name} or {name}_FILE, not both.")
+    if not path:
+        return value
+    try:
+        return Path(path).read_text().strip()
+    except OSError as e:
+        raise ImproperlyConfigured(f"{name}_FILE: cannot read {path!r} ({e.strerror}).") from None
 
 
 def local_secret_key():
@@ -271,13 +284,57 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env_str("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
 
-# Files go through the storage API only, so S3-compatible storage is one setting away.
+# Files go through the storage API only: local disk by default, S3-compatible object storage
+# (django-storages) when S3_BUCKET is set.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "/media/"  # never served directly: media views check team membership
+S3_BUCKET = env_str("S3_BUCKET")
+
+
+def s3_storage(bucket):
+    """The bucket's objects stay private: media views check the team, then redirect to a
+    presigned URL that expires soon (gallery/storage.py)."""
+    access_key, secret_key = env_str("S3_ACCESS_KEY_ID"), env_secret("S3_SECRET_ACCESS_KEY")
+    if not access_key:
+        raise ImproperlyConfigured("S3_BUCKET is set but S3_ACCESS_KEY_ID is not.")
+    if not secret_key:
+        raise ImproperlyConfigured(
+            "S3_BUCKET is set but S3_SECRET_ACCESS_KEY (or S3_SECRET_ACCESS_KEY_FILE) is not."
+        )
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": env_url("S3_ENDPOINT_URL") or None,  # None: AWS itself
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "region_name": env_str("S3_REGION") or "us-east-1",
+            # Path style works with every S3-compatible server and any bucket name.
+            "addressing_style": env_choice("S3_ADDRESSING_STYLE", "path", ("path", "virtual")),
+            "signature_version": "s3v4",
+            "querystring_auth": True,  # no public URLs: every URL is signed and expires
+            # How long a presigned URL lives; SigV4 allows a week at most.
+            "querystring_expire": env_number("S3_URL_EXPIRE_SECONDS", 300, minimum=1, maximum=604800),
+            "default_acl": None,  # the bucket's own (private) policy, no per-object ACL
+            # The pipeline stores results under deterministic names and deletes before saving,
+            # so a name must never be changed to a free one.
+            "file_overwrite": True,
+            # Downloads and ZIPs read an object through a temporary copy: past this size it is
+            # kept on disk, not in memory (the default, 0, never leaves memory).
+            "max_memory_size": 4 * 1024 * 1024,
+        },
+    }
+
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+if S3_BUCKET:
+    STORAGES["default"] = s3_storage(S3_BUCKET)
+    # Media views redirect images to presigned URLs: the page may show images from there.
+    _endpoint = urlparse(STORAGES["default"]["OPTIONS"]["endpoint_url"] or "https://*.amazonaws.com")
+    CSP_IMAGE_SOURCES.append(f"{_endpoint.scheme}://{_endpoint.netloc}")
 
 # Background jobs through the tasks API; the database is the queue by default.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

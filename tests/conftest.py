@@ -3,6 +3,7 @@ import os
 import pytest
 
 from gallery.models import Membership, Role, Team, User
+from tests.s3 import server as s3
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM must still work there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -27,6 +28,28 @@ def _fast_settings(settings):
     # The fake upstreams serve results from 127.0.0.1 over http; hostile-address tests turn these off.
     settings.ALLOW_HTTP_URLS = True
     settings.ALLOW_LOOPBACK_URLS = True
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """The local S3 server (npm's s3rver), started once per test session; skips without Node.js."""
+    if reason := s3.unavailable():
+        pytest.skip(reason)
+    server = s3.LocalS3(tmp_path_factory.mktemp("s3rver"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    """A fresh bucket of the local S3 server for this test (not yet the default storage)."""
+    return s3_server.new_bucket()
+
+
+@pytest.fixture
+def s3_storage(settings, s3_bucket):
+    """This test stores its files in a fresh bucket of the local S3 server."""
+    return s3_bucket.use(settings)
 
 
 def make_user(username, email=None, password=PASSWORD, **extra):

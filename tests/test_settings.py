@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,3 +99,79 @@ def test_callback_tokens_made_on_one_machine_verify_on_another_with_the_shared_k
         assert result.returncode == 0, result.stderr
         tokens.add(result.stdout.splitlines()[-1])
     assert len(tokens) == 1
+
+
+S3 = {"S3_BUCKET": "media", "S3_ACCESS_KEY_ID": "key-id", "S3_SECRET_ACCESS_KEY": "secret"}
+S3_DEFAULTED = ("S3_ENDPOINT_URL", "S3_REGION", "S3_ADDRESSING_STYLE", "S3_URL_EXPIRE_SECONDS")
+
+
+@pytest.mark.parametrize(
+    "env,name",
+    [
+        ({"S3_BUCKET": "media"}, "S3_ACCESS_KEY_ID"),
+        ({"S3_BUCKET": "media", "S3_ACCESS_KEY_ID": "key-id"}, "S3_SECRET_ACCESS_KEY"),
+    ],
+)
+def test_s3_bucket_without_its_keys_stops_start_up_naming_the_missing_one(env, name):
+    result = start(**env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert f"S3_BUCKET is set but {name}" in result.stderr
+
+
+def test_a_complete_s3_configuration_starts_cleanly():
+    result = start(**S3, S3_ENDPOINT_URL="http://127.0.0.1:4569", S3_ADDRESSING_STYLE="virtual")
+    assert result.returncode == 0, result.stderr
+
+
+def s3_storage_with(monkeypatch, **env):
+    """What settings.py builds for STORAGES["default"] under this environment."""
+    from seedream_site.settings import s3_storage
+
+    for name in (*S3, *S3_DEFAULTED, "S3_SECRET_ACCESS_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**S3, **env}.items():
+        monkeypatch.setenv(name, value)
+    return s3_storage("media")
+
+
+@pytest.mark.parametrize(
+    "env,name",
+    [
+        ({"S3_ADDRESSING_STYLE": "sideways"}, "S3_ADDRESSING_STYLE"),
+        ({"S3_URL_EXPIRE_SECONDS": "0"}, "S3_URL_EXPIRE_SECONDS"),
+        ({"S3_URL_EXPIRE_SECONDS": "604801"}, "S3_URL_EXPIRE_SECONDS"),  # SigV4's limit is a week
+        ({"S3_URL_EXPIRE_SECONDS": "soon"}, "S3_URL_EXPIRE_SECONDS"),
+        ({"S3_ENDPOINT_URL": "127.0.0.1:4569"}, "S3_ENDPOINT_URL"),
+        ({"S3_SECRET_ACCESS_KEY": "", "S3_SECRET_ACCESS_KEY_FILE": "/no/file"}, "S3_SECRET_ACCESS_KEY_FILE"),
+        ({"S3_SECRET_ACCESS_KEY_FILE": "/no/file"}, "S3_SECRET_ACCESS_KEY_FILE"),  # as well as the key
+    ],
+)
+def test_a_malformed_s3_setting_names_the_variable(monkeypatch, env, name):
+    with pytest.raises(ImproperlyConfigured, match=name):
+        s3_storage_with(monkeypatch, **env)
+
+
+def test_s3_bucket_makes_private_s3_storage_the_default(tmp_path, monkeypatch):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-a-file\n")
+
+    storage = s3_storage_with(
+        monkeypatch, S3_SECRET_ACCESS_KEY="", S3_SECRET_ACCESS_KEY_FILE=str(secret_file)
+    )
+
+    assert storage["BACKEND"] == "storages.backends.s3.S3Storage"
+    options = storage["OPTIONS"]
+    assert (options["bucket_name"], options["access_key"], options["secret_key"]) == (
+        "media",
+        "key-id",
+        "from-a-file",
+    )
+    assert options["endpoint_url"] is None  # AWS itself
+    assert (options["region_name"], options["addressing_style"], options["signature_version"]) == (
+        "us-east-1",
+        "path",
+        "s3v4",
+    )
+    assert options["querystring_auth"] is True and options["querystring_expire"] == 300
+    assert options["default_acl"] is None and options["file_overwrite"] is True

@@ -172,7 +172,8 @@ class FakeUpstream:
         name = urlsplit(request.path).path.rsplit("/", 1)[-1]
         if action == "redirect":
             via = list((fault or {}).get("via", [301, 302, 307]))
-            self.redirect(handler, via[0], f"/hops/{','.join(map(str, via[1:]))}/{name}")
+            pad = int((fault or {}).get("page_bytes", 256))
+            self.redirect(handler, via[0], f"/hops/{','.join(map(str, via[1:]))}/{name}?page={pad}", pad)
         elif action == "redirect-loop":
             self.redirect(handler, 302, f"/loop/a/{name}")
         elif action == "redirect-html":
@@ -254,17 +255,17 @@ class FakeUpstream:
                 self._pngs[name] = render_png(*self.images[name])
             return self._pngs.get(name)
 
-    def redirect(self, handler, status, location):
-        # CDNs send a small page with their redirects; 256 bytes here, so tests can count them.
-        body = b"<html><body>Moved to " + location.encode()[:200].ljust(200) + b"</body></html>"
-        body = body.ljust(256)
+    def redirect(self, handler, status, location, page_bytes=256):
+        # CDNs send a small page with their redirects; page_bytes long here, so tests can count them.
+        body = f"<html><body>Moved to {location}</body></html>".encode().ljust(page_bytes)
         self.send(handler, status, body, "text/html", {"Location": location})
 
     def serve_hop(self, handler, request, statuses, name):
         """One hop of a redirect chain: the next status in the list, or the image itself."""
         rest = [int(s) for s in statuses.split(",") if s]
+        pad = int(re.search(r"page=(\d+)", request.path).group(1)) if "page=" in request.path else 256
         if rest:
-            self.redirect(handler, rest[0], f"/hops/{','.join(map(str, rest[1:]))}/{name}")
+            self.redirect(handler, rest[0], f"/hops/{','.join(map(str, rest[1:]))}/{name}?page={pad}", pad)
         else:
             self.serve_result(handler, request, name)  # the last hop answers with the image
 

@@ -391,10 +391,11 @@ def test_a_redirect_to_an_internal_address_is_refused_without_connecting(fake, t
 
 def test_bytes_are_capped_over_the_whole_redirect_chain(fake, team, alice, settings):
     first = run_until_final(make_task(team, alice, prompt="Measure"))
-    # Room for the image and a little more, but not for four 256-byte redirect pages before it.
-    settings.MAX_RESULT_BYTES = first.images.get().bytes + 300
+    # Room for any of the fake's images (their sizes vary by a few kB with their labels), but not
+    # for four 16 kB redirect pages in front of one.
+    settings.MAX_RESULT_BYTES = first.images.get().bytes + 8_000
     direct = run_until_final(make_task(team, alice, prompt="Direct"))
-    fake.fault("result", "redirect", via=[302] * 4)
+    fake.fault("result", "redirect", via=[302] * 4, page_bytes=16_000)
     chained = run_until_final(make_task(team, alice, prompt="Through four redirects"))
     assert direct.status == Status.COMPLETED
     assert chained.status == Status.FAILED and chained.error_code == "download_failed"
