@@ -78,6 +78,4 @@ def requeue_orphaned_jobs():
         count += DBTaskResult.objects.filter(pk=job.pk, status="RUNNING").update(status="READY", started_at=None)
     if count:
         log.warning("Put back %s job(s) left running by a dead worker", count)
-    WorkerHeartbeat.objects.filter(last_seen__lt=timezone.now() - timedelta(days=1)).delete()
-    DBTaskResult.objects.finished().filter(finished_at__lt=timezone.now() - timedelta(days=1)).delete()
     return count

@@ -390,6 +390,9 @@ TASK_MAX_RETRIES = env_number("TASK_MAX_RETRIES", 3, minimum=0)
 SWEEP_SECONDS = env_number("SWEEP_SECONDS", 30.0, kind=float, minimum=0.1)
 SWEEP_GRACE_SECONDS = env_number("SWEEP_GRACE_SECONDS", 30.0, kind=float, minimum=0)
 WORKER_HEARTBEAT_SECONDS = env_number("WORKER_HEARTBEAT_SECONDS", 10.0, kind=float, minimum=0.1)
+# How often a worker reads provider balances, and prunes rows that grow with use.
+BALANCE_SECONDS = env_number("BALANCE_SECONDS", 300.0, kind=float, minimum=1)
+PRUNE_SECONDS = env_number("PRUNE_SECONDS", 3600.0, kind=float, minimum=1)
 MAX_RESULT_BYTES = env_number("MAX_RESULT_BYTES", 64 * 1024 * 1024, minimum=1)
 # URLs the studio did not choose (result links and their redirects, later reference and callback
 # URLs) are fetched over https from public addresses only. For local development against the

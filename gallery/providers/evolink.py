@@ -15,7 +15,7 @@ from .http import USER_AGENT, open_url
 
 MODEL = "doubao-seedream-4.0"
 TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=60.0, pool=10.0)
-CREDITS_TIMEOUT = httpx.Timeout(3.0)  # the providers page waits no longer than this
+CREDITS_TIMEOUT = httpx.Timeout(10.0)  # read by the worker, never during a page
 CREDITS_PER_IMAGE = Decimal("1.6")
 STATUSES = {"pending", "processing", "completed", "failed"}
 RETRYABLE_STATUSES = {429, 500, 502, 503}

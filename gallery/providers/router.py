@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from gallery.models import ProviderCall
+from gallery.models import ProviderBalance, ProviderCall
 
 from . import KEY_SETTINGS, LABELS, ProviderError, get_provider, price_per_image
 
@@ -96,9 +96,7 @@ def create(task, attempt):
 
 
 def record(name, ok, code="", message=""):
-    now = timezone.now()
-    ProviderCall.objects.create(provider=name, at=now, ok=ok, code=code, message=message)
-    ProviderCall.objects.filter(at__lt=now - 2 * RECENT).delete()
+    ProviderCall.objects.create(provider=name, at=timezone.now(), ok=ok, code=code, message=message)
 
 
 def overview():
@@ -124,3 +122,31 @@ def overview():
             }
         )
     return rows
+
+
+def read_balances():
+    """Asks each configured provider that reports a balance for it, and keeps the answer for the
+    pages (run by the worker: a slow upstream never slows a page). Returns how many were read."""
+    read = 0
+    for name in configured():
+        provider = get_provider(name)
+        if not hasattr(provider, "credits"):
+            continue
+        now = timezone.now()
+        try:
+            balance = provider.credits()
+        except ProviderError as e:
+            ProviderBalance.objects.update_or_create(provider=name, defaults={"tried_at": now, "problem": e.message})
+            continue
+        ProviderBalance.objects.update_or_create(
+            provider=name,
+            defaults={
+                "credits": Decimal(str(balance["user"])),
+                "key_credits": None if balance["token"] is None else Decimal(str(balance["token"])),
+                "read_at": now,
+                "tried_at": now,
+                "problem": "",
+            },
+        )
+        read += 1
+    return read

@@ -12,7 +12,6 @@ import re
 import secrets
 import uuid
 from contextlib import contextmanager
-from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -132,9 +131,3 @@ class SandboxProvider:
             params["prompt"], params["width"], params["height"], references, int(index), params["count"]
         )
         yield (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
-
-    @staticmethod
-    def expire_before(moment=None):
-        """Forgets simulated runs older than a day (the upstream's links die after 24 h too)."""
-        moment = moment or timezone.now() - timedelta(days=1)
-        SandboxRun.objects.filter(created_at__lt=moment).delete()

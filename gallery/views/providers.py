@@ -1,22 +1,22 @@
 from django.shortcuts import render
 
 from gallery.access import manager_required
-from gallery.providers import KEY_SETTINGS, LABELS, ProviderError, get_provider, router
+from gallery.models import ProviderBalance
+from gallery.providers import KEY_SETTINGS, LABELS, router
+from gallery.providers.evolink import CREDITS_PER_IMAGE
 
 
 @manager_required
 def providers(request):
     rows = router.overview()
     configured = {row["name"] for row in rows}
-    credits = None
-    if "evolink" in configured:
-        try:
-            credits = get_provider("evolink").credits()  # a short timeout: the page never waits long
-        except ProviderError:
-            credits = "unavailable"
+    # The worker reads the balance every few minutes; the page only shows what it last read.
+    balance = ProviderBalance.objects.filter(provider="evolink").first() if "evolink" in configured else None
     ctx = {
         "rows": rows,
-        "credits": credits,
+        "evolink_configured": "evolink" in configured,
+        "balance": balance,
+        "images_left": int(balance.credits / CREDITS_PER_IMAGE) if balance and balance.credits else 0,
         "unconfigured": [(LABELS[name], key) for name, key in KEY_SETTINGS.items() if name not in configured],
     }
     return render(request, "gallery/providers.html", ctx)

@@ -109,3 +109,44 @@ def test_tasks_survive_a_worker_killed_at_random_moments(team, alice, tmp_path):
     for image in GalleryImage.objects.all():
         named |= {image.file.name, image.thumbnail.name}
     assert files_in(media_root) == named  # no file without a row, no row without a file
+
+
+def test_pruning_forgets_old_sandbox_runs_calls_jobs_sessions_and_rate_windows(team, alice):
+    from datetime import timedelta
+
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.utils import timezone
+
+    from gallery import pruning, ratelimit
+    from gallery.models import ProviderCall, SandboxRun, Throttle
+    from tests.factories import make_task, run_until_final
+
+    run_until_final(make_task(team, alice))
+    fresh_run = SandboxRun.objects.get()
+    old = timezone.now() - timedelta(days=3)
+    SandboxRun.objects.create(id="sandbox-old", client_ref="x", params={}, created_at=old)
+    recent_calls = ProviderCall.objects.count()
+    ProviderCall.objects.create(provider="sandbox", ok=True, at=old)
+    ratelimit.hit("someone", 3, 60)
+    Throttle.objects.create(key="long-ago", period=60, window=1, hits=1)
+    expired = SessionStore()
+    expired.set_expiry(-10)
+    expired.create()
+
+    done = pruning.prune()
+
+    assert list(SandboxRun.objects.all()) == [fresh_run]
+    assert ProviderCall.objects.count() == recent_calls
+    assert list(Throttle.objects.values_list("key", flat=True)) == ["someone"]
+    assert done["sandbox_runs"] == 1 and done["provider_calls"] == 1 and done["rate_limit_windows"] == 1
+    assert done["expired_sessions"] >= 1
+
+
+def test_the_prune_command_reports_what_it_deleted(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("prune", stdout=out)
+    assert "sandbox runs: 0 deleted" in out.getvalue()

@@ -11,8 +11,9 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
 
-from gallery import sweeper
+from gallery import pruning, sweeper
 from gallery.models import WorkerHeartbeat
+from gallery.providers import router
 
 log = logging.getLogger("gallery")
 
@@ -51,19 +52,34 @@ def beat(worker_id):
 
 
 def housekeeping(worker_id):
-    """Beats every WORKER_HEARTBEAT_SECONDS and sweeps every SWEEP_SECONDS, forever."""
-    next_sweep = 0.0
+    """Beats every WORKER_HEARTBEAT_SECONDS, sweeps every SWEEP_SECONDS, reads provider balances
+    every BALANCE_SECONDS and prunes every PRUNE_SECONDS, forever. Each chore is timed on its
+    own, so one that fails (an upstream down) never holds back the others."""
+    chores = [
+        (settings.SWEEP_SECONDS, sweep),
+        (settings.BALANCE_SECONDS, router.read_balances),
+        (settings.PRUNE_SECONDS, pruning.prune),
+    ]
+    due = [0.0] * len(chores)
     while True:
         try:
             close_old_connections()
             beat(worker_id)
-            if time.monotonic() >= next_sweep:
-                done = sweeper.sweep()
-                if any(done.values()):
-                    log.info("Sweep: %s", done)
-                next_sweep = time.monotonic() + settings.SWEEP_SECONDS
+            for index, (every, chore) in enumerate(chores):
+                if time.monotonic() >= due[index]:
+                    due[index] = time.monotonic() + every
+                    try:
+                        chore()
+                    except Exception:
+                        log.exception("Housekeeping: %s failed; trying again later", chore.__name__)
         except Exception:
             log.exception("Housekeeping failed; trying again")
         finally:
             connection.close()
         time.sleep(min(settings.WORKER_HEARTBEAT_SECONDS, settings.SWEEP_SECONDS))
+
+
+def sweep():
+    done = sweeper.sweep()
+    if any(done.values()):
+        log.info("Sweep: %s", done)

@@ -1,0 +1,47 @@
+"""Rows that grow with use, and how long each is kept. Run by every worker every PRUNE_SECONDS
+and by `manage.py prune`; each rule is a plain delete, so any number of workers may run it."""
+
+import logging
+from datetime import timedelta
+
+from axes.models import AccessAttempt, AccessLog
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.utils import timezone
+
+from gallery import ratelimit
+from gallery.models import ProviderCall, SandboxRun, WorkerHeartbeat
+
+log = logging.getLogger(__name__)
+
+DAY = timedelta(days=1)
+
+
+def prune():
+    """Deletes what no page or worker needs any more; returns {what: rows deleted}."""
+    now = timezone.now()
+    done = {
+        # The sandbox's simulated upstream tasks: needed while their task is followed and stored,
+        # which ends within the task deadline; kept a day, as upstream links last a day.
+        "sandbox_runs": SandboxRun.objects.filter(created_at__lt=now - DAY).delete()[0],
+        # The breaker reads the last few calls and the providers page the last 24 hours.
+        "provider_calls": ProviderCall.objects.filter(at__lt=now - 2 * DAY).delete()[0],
+        "heartbeats": WorkerHeartbeat.objects.filter(last_seen__lt=now - DAY).delete()[0],
+        "finished_jobs": prune_finished_jobs(now - DAY),
+        "rate_limit_windows": ratelimit.prune(),
+        "expired_sessions": Session.objects.filter(expire_date__lt=now).delete()[0],
+        # Failed-login counters outlive their lockout by a day; successful-login records a quarter.
+        "login_attempts": AccessAttempt.objects.filter(attempt_time__lt=now - settings.AXES_COOLOFF_TIME - DAY).delete()[0],
+        "login_records": AccessLog.objects.filter(attempt_time__lt=now - 90 * DAY).delete()[0],
+    }
+    if any(done.values()):
+        log.info("Pruned %s", {what: count for what, count in done.items() if count})
+    return done
+
+
+def prune_finished_jobs(before):
+    if "django_tasks_db" not in settings.TASKS["default"]["BACKEND"]:
+        return 0
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.finished().filter(finished_at__lt=before).delete()[0]
