@@ -366,7 +366,7 @@ def sandbox_png(index, count, size=SIZE):
     """What the sandbox provider returns for a 4K 1:1 task (a ~1.3 MB PNG)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from gallery.images import render_sandbox_image
+    from gallery.images.sandbox import render_sandbox_image
 
     prompt = "A lighthouse at dusk, long exposure, waves breaking on the rocks below"
     return render_sandbox_image(prompt, size, size, [], index, count)

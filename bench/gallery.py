@@ -188,12 +188,12 @@ def bulk_images(team, user, count, batch=5000):
     from django.core.files.storage import default_storage
     from django.utils import timezone
 
-    from gallery import images
+    from gallery.images.decode import make_thumbnail
     from gallery.models import GalleryImage, GenerationTask
 
     data = common.encode(common.photo_image(1, 256), "jpeg")
     original = default_storage.save(f"bench/{team.pk}/original.jpg", ContentFile(data))
-    thumbnail = default_storage.save(f"bench/{team.pk}/thumb.webp", ContentFile(images.make_thumbnail(data)))
+    thumbnail = default_storage.save(f"bench/{team.pk}/thumb.webp", ContentFile(make_thumbnail(data)))
     digest = hashlib.sha256(data).hexdigest()
     now = timezone.now()
     words = ["lighthouse", "fox", "perfume bottle", "city at night", "astronaut", "island map"]
@@ -328,13 +328,13 @@ def zip_setup_child(spec):
     from django.core.files.storage import default_storage
     from django.test import Client
 
-    from gallery import images
+    from gallery.images.decode import inspect_image, make_thumbnail
     from gallery.models import GalleryImage, GenerationTask
 
     team, user = common.migrate_and_owner()
     thumb = default_storage.save(
         "bench/thumb.webp",
-        ContentFile(images.make_thumbnail(common.encode(common.photo_image(1, 256), "jpeg"))),
+        ContentFile(make_thumbnail(common.encode(common.photo_image(1, 256), "jpeg"))),
     )
     ids = []
     for i, path in enumerate(spec["files"]):
@@ -349,7 +349,7 @@ def zip_setup_child(spec):
             provider="sandbox",
             status="completed",
         )
-        info = images.inspect_image(data)
+        info = inspect_image(data)
         image = GalleryImage.objects.create(
             team=team,
             task=task,

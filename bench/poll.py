@@ -132,12 +132,12 @@ def make_history(team, user):
     from django.core.files.storage import default_storage
     from django.utils import timezone
 
-    from gallery import images
+    from gallery.images.decode import make_thumbnail
     from gallery.models import GalleryImage, GenerationTask, Status
 
     data = common.encode(common.photo_image(1, 256), "jpeg")
     original = default_storage.save("bench/poll/original.jpg", ContentFile(data))
-    thumbnail = default_storage.save("bench/poll/thumb.webp", ContentFile(images.make_thumbnail(data)))
+    thumbnail = default_storage.save("bench/poll/thumb.webp", ContentFile(make_thumbnail(data)))
     digest = hashlib.sha256(data).hexdigest()
     now = timezone.now()
     states = [Status.QUEUED, Status.RUNNING, Status.RUNNING, Status.FAILED] + [Status.COMPLETED] * (TASKS - 4)

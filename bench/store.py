@@ -183,7 +183,7 @@ def floor(spec):
 
 
 def store(spec, profile=False):
-    from gallery import images, pipeline
+    from gallery import pipeline
     from gallery.models import GalleryImage, GenerationTask, Status, Team, User
     from gallery.providers.http import open_url
 
@@ -200,13 +200,12 @@ def store(spec, profile=False):
         status=Status.STORING, result_urls=urls,
     )
     provider = Provider()
-    warm_up(images)
+    warm_up()
     phases = {}
     if not profile:
         for name, module, attribute in [
-            ("download + SHA-256 (read_capped)", images, "read_capped"),
-            ("verify: decode in full (inspect_image)", images, "inspect_image"),
-            ("thumbnail (make_thumbnail)", images, "make_thumbnail"),
+            ("download + SHA-256 (read_capped)", pipeline, "read_capped"),
+            ("decode once: check + thumbnail (check_with_thumbnail)", pipeline, "check_with_thumbnail"),
             ("save original + thumbnail", pipeline, "save_exactly"),
         ]:
             setattr(module, attribute, timed(phases, name, getattr(module, attribute)))
@@ -231,18 +230,20 @@ def store(spec, profile=False):
     return {**result, "phases": phases}
 
 
-def warm_up(images):
+def warm_up():
     """Loads Pillow's plugins (JPEG, PNG, WebP) and httpx before the baseline is taken."""
     import io
 
     import httpx
     from PIL import Image
 
+    from gallery.images.decode import inspect_image, make_thumbnail
+
     for kind in ("JPEG", "PNG"):
         out = io.BytesIO()
         Image.new("RGB", (64, 64), "orange").save(out, kind)
-        images.inspect_image(out.getvalue())
-        images.make_thumbnail(out.getvalue())
+        inspect_image(out.getvalue())
+        make_thumbnail(out.getvalue())
     httpx.Client().close()
 
 

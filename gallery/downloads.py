@@ -11,7 +11,8 @@ import zipfile
 from django.utils import timezone
 from django.utils.text import slugify
 
-from gallery import images
+from gallery.images.decode import InvalidImage
+from gallery.images.metadata import Metadata, Spliced, with_metadata
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def describe(image):
 
 def metadata(image):
     task = image.task
-    return images.Metadata(
+    return Metadata(
         prompt=task.prompt,
         author=task.created_by.display_name if task.created_by else "",
         created=timezone.localtime(image.created_at),
@@ -87,10 +88,10 @@ def open_download(image):
     try:
         size = image.file.size
         try:
-            spliced = images.with_metadata(handle, size, image.format, metadata(image))
-        except images.InvalidImage as error:
+            spliced = with_metadata(handle, size, image.format, metadata(image))
+        except InvalidImage as error:
             log.warning("Image %s: downloaded without metadata: %s", image.pk, error)
-            spliced = images.Spliced(((0, size),))
+            spliced = Spliced(((0, size),))
     except BaseException:
         handle.close()
         raise

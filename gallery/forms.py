@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from gallery import options
 from gallery.ids import parse_id, parse_ids
-from gallery.images import (
+from gallery.images.decode import (
     TOO_LARGE_TO_DECODE,
     ImageInfo,
     InvalidImage,

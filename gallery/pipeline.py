@@ -21,8 +21,16 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from gallery import images, logs
+from gallery import logs
 from gallery.forms import sent_prompt
+from gallery.images.decode import (
+    InvalidImage,
+    TooLarge,
+    check_with_thumbnail,
+    inspect_image,
+    prepare_for_upstream,
+    read_capped,
+)
 from gallery.models import FINAL_STATES, GalleryImage, GenerationTask, LeaseLost, ReferenceImage, Status
 from gallery.models.tasks import delete_stored_files
 from gallery.providers import ProviderError, default_provider_name, get_provider, price_per_image, router
@@ -140,8 +148,8 @@ def retry(task, user):
         refs = []
         for ref in task.references.all():
             data = _read(ref.file)
-            refs.append(_StoredReference(ref.original_name, data, images.inspect_image(data)))
-    except (OSError, images.InvalidImage) as e:
+            refs.append(_StoredReference(ref.original_name, data, inspect_image(data)))
+    except (OSError, InvalidImage) as e:
         raise StorageUnavailable(
             "A reference image of this task can no longer be read from storage, so it cannot be "
             "retried as it was. Remix it instead and add the references again."
@@ -310,7 +318,7 @@ def deliver_references(task, provider):
     for ref in task.references.all():
         if not ref.upstream_url:
             task.extend_lease()  # ten slow uploads can outlast one lease
-            data, content_type = images.prepare_for_upstream(_read(ref.file))
+            data, content_type = prepare_for_upstream(_read(ref.file))
             ref.upstream_file_id, ref.upstream_url = provider.deliver_reference(data, content_type)
             ref.save(update_fields=["upstream_file_id", "upstream_url"])
         urls.append(ref.upstream_url)
@@ -399,7 +407,7 @@ def store_results(task):
         except RetryLater as e:
             task.update_fields(next_check_at=backoff(task, attempt=2), error_message=str(e))
             return
-        except (ProviderError, images.InvalidImage, images.TooLarge) as e:
+        except (ProviderError, InvalidImage, TooLarge) as e:
             errors[index] = _plain(e)
             log.warning("Task %s: result %s not stored: %s", task.pk, index, e)
     complete(task, errors)
@@ -410,13 +418,13 @@ def store_one(task, provider, index, url):
         return
     try:
         with provider.open_result(url) as chunks:
-            tmp, size, digest = images.read_capped(chunks, settings.MAX_RESULT_BYTES)
+            tmp, size, digest = read_capped(chunks, settings.MAX_RESULT_BYTES)
     except ProviderError as e:
         if e.retryable:
             raise RetryLater(e.message) from e
         raise
     with tmp:
-        info, thumbnail = images.check_with_thumbnail(tmp, size, digest)
+        info, thumbnail = check_with_thumbnail(tmp, size, digest)
         tmp.seek(0)
         name = task.images_expected_name(index, EXTENSIONS.get(info.format, ".bin"))
         thumb_name = task.images_expected_name(index, ".thumb.webp")

@@ -4,8 +4,9 @@ import io
 
 from PIL import Image
 
-from gallery import images, pipeline
+from gallery import pipeline
 from gallery.forms import CheckedReference
+from gallery.images.decode import inspect_image, make_thumbnail
 
 
 def png_bytes(width=64, height=48, colour="orange"):
@@ -16,7 +17,7 @@ def png_bytes(width=64, height=48, colour="orange"):
 
 def make_reference(width=64, height=48, colour="orange", name="ref.png"):
     data = png_bytes(width, height, colour)
-    return CheckedReference(name=name, data=data, info=images.inspect_image(data))
+    return CheckedReference(name=name, data=data, info=inspect_image(data))
 
 
 def make_task(team, user, prompt="A lighthouse at dusk", n=1, references=(), **inputs):
@@ -78,7 +79,7 @@ def make_image(task, index=0, image_format="PNG", width=64, height=48, colour="o
     data = image_bytes(width, height, image_format, colour)
     extension = "." + FORMATS[image_format][0]
     name = default_storage.save(task.images_expected_name(index, extension), ContentFile(data))
-    thumbnail = ContentFile(images.make_thumbnail(data))
+    thumbnail = ContentFile(make_thumbnail(data))
     thumb = default_storage.save(task.images_expected_name(index, ".thumb.webp"), thumbnail)
     return GalleryImage.objects.create(
         team=task.team, task=task, index=index, file=name, thumbnail=thumb, width=width, height=height,
@@ -102,7 +103,7 @@ def make_images(team, user, count, newest=None, step=None, prompt="Image {i}", *
     step = timedelta(seconds=1) if step is None else step
     data = image_bytes()
     original = default_storage.save("results/shared/original.png", ContentFile(data))
-    thumb = default_storage.save("results/shared/thumb.webp", ContentFile(images.make_thumbnail(data)))
+    thumb = default_storage.save("results/shared/thumb.webp", ContentFile(make_thumbnail(data)))
     fields = {"size": "1:1", "quality": "2K", "provider": "sandbox", "status": Status.COMPLETED,
               **task_fields}
     tasks = GenerationTask.objects.bulk_create(

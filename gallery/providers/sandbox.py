@@ -19,7 +19,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from gallery import images, options
+from gallery import options
+from gallery.images.sandbox import render_sandbox_image
 from gallery.models import SandboxRun
 
 from .base import ProviderError, UpstreamTask
@@ -127,7 +128,7 @@ class SandboxProvider:
             if default_storage.exists(name):
                 with default_storage.open(name, "rb") as f:
                     references.append(f.read())
-        data = images.render_sandbox_image(
+        data = render_sandbox_image(
             params["prompt"], params["width"], params["height"], references, int(index), params["count"]
         )
         yield (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))

@@ -11,8 +11,9 @@ import pytest
 from django.utils import timezone
 from PIL import Image
 
-from gallery import images, pipeline
+from gallery import pipeline
 from gallery.forms import CheckedReference
+from gallery.images.decode import inspect_image
 from gallery.models import ProviderResult, Status
 from gallery.providers import ProviderError, byteplus
 from gallery.providers.base import FINAL_CODES
@@ -85,7 +86,7 @@ def test_references_travel_as_data_uris_without_metadata_and_local_copies_are_re
     webp = io.BytesIO()
     source = Image.new("RGB", (80, 60), "teal")
     source.save(webp, "WEBP", lossless=True, exif=exif.tobytes())
-    ref = CheckedReference(name="a.webp", data=webp.getvalue(), info=images.inspect_image(webp.getvalue()))
+    ref = CheckedReference(name="a.webp", data=webp.getvalue(), info=inspect_image(webp.getvalue()))
 
     task = run_until_final(make_task(team, alice, references=[ref, make_reference()]))
 

@@ -12,7 +12,8 @@ from django.core.files.storage import default_storage
 from django.http import StreamingHttpResponse
 from PIL import Image
 
-from gallery import downloads, images
+from gallery import downloads
+from gallery.images.metadata import COPY_CHUNK_BYTES
 from gallery.models import GalleryImage
 from tests.factories import make_finished_task, make_image, make_images
 
@@ -193,8 +194,8 @@ def test_a_large_download_streams_in_bounded_chunks(client_alice, task):
     response = client_alice.get(f"/media/image/{image.pk}/download/")
 
     chunks = list(response.streaming_content)
-    assert len(out.getvalue()) > 5 * images.COPY_CHUNK_BYTES
-    assert max(len(chunk) for chunk in chunks) <= images.COPY_CHUNK_BYTES
+    assert len(out.getvalue()) > 5 * COPY_CHUNK_BYTES
+    assert max(len(chunk) for chunk in chunks) <= COPY_CHUNK_BYTES
     assert pixels(b"".join(chunks)) == pixels(out.getvalue())
 
 
@@ -281,7 +282,7 @@ def test_the_zip_is_streamed_while_it_is_built(client_alice, alice, team):
     first = next(chunks)
     assert first.startswith(b"PK\x03\x04")  # bytes leave before the archive is finished
     rest = list(chunks)
-    assert max(len(chunk) for chunk in [first, *rest]) <= images.COPY_CHUNK_BYTES + 1024
+    assert max(len(chunk) for chunk in [first, *rest]) <= COPY_CHUNK_BYTES + 1024
     assert sum(len(c) for c in [first, *rest]) > 3 * len(out.getvalue())
     assert zipfile.ZipFile(io.BytesIO(first + b"".join(rest))).testzip() is None
 

@@ -10,8 +10,20 @@ import pytest
 from PIL import ExifTags, Image, ImageCms, JpegImagePlugin
 from PIL.PngImagePlugin import PngInfo
 
-from gallery import images, options
-from gallery.images import InvalidImage, TooLarge
+from gallery import options
+from gallery.images import decode as decoding_module
+from gallery.images.decode import (
+    MAX_PIXELS,
+    ImageInfo,
+    InvalidImage,
+    TooLarge,
+    check_with_thumbnail,
+    inspect_image,
+    make_thumbnail,
+    prepare_for_upstream,
+    read_capped,
+)
+from gallery.images.sandbox import render_sandbox_image
 
 
 def encode(im, image_format, **params):
@@ -56,19 +68,19 @@ SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 def test_it_reports_the_format_size_byte_count_and_hash_of_an_image():
     data = encode(noise((30, 20)), "PNG")
-    info = images.inspect_image(data)
-    assert info == images.ImageInfo("PNG", 30, 20, len(data), hashlib.sha256(data).hexdigest())
+    info = inspect_image(data)
+    assert info == ImageInfo("PNG", 30, 20, len(data), hashlib.sha256(data).hexdigest())
 
 
 @pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
 def test_it_decides_the_format_from_the_content(image_format):
-    assert images.inspect_image(encode(noise(), image_format)).format == image_format
+    assert inspect_image(encode(noise(), image_format)).format == image_format
 
 
 def test_it_reports_a_multi_picture_jpeg_from_a_phone_as_jpeg():
     data = encode(noise(), "MPO", save_all=True, append_images=[noise()])
     assert Image.open(io.BytesIO(data)).format == "MPO"
-    assert images.inspect_image(data).format == "JPEG"
+    assert inspect_image(data).format == "JPEG"
 
 
 NOT_IMAGES = [b"", b"hello, world", b"\x89PNG\r\n\x1a\n" + b"\0" * 100, b"%!PS-Adobe-3.0 EPSF-3.0\n"]
@@ -77,46 +89,46 @@ NOT_IMAGES = [b"", b"hello, world", b"\x89PNG\r\n\x1a\n" + b"\0" * 100, b"%!PS-A
 @pytest.mark.parametrize("data", NOT_IMAGES)
 def test_it_rejects_bytes_that_are_not_an_image(data):
     with pytest.raises(InvalidImage, match="not an image we can read"):
-        images.inspect_image(data)
+        inspect_image(data)
 
 
 @pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP"])
 def test_it_rejects_a_truncated_image(image_format):
     data = encode(noise((200, 200)), image_format)
     with pytest.raises(InvalidImage, match="not an image we can read"):
-        images.inspect_image(data[: len(data) * 2 // 3])
+        inspect_image(data[: len(data) * 2 // 3])
 
 
 def test_it_rejects_a_png_with_a_corrupted_chunk():
     data = bytearray(encode(noise(), "PNG"))
     data[60] ^= 0xFF
     with pytest.raises(InvalidImage):
-        images.inspect_image(bytes(data))
+        inspect_image(bytes(data))
 
 
 def test_it_rejects_a_decompression_bomb():
     with pytest.raises(InvalidImage, match="too large to decode safely"):
-        images.inspect_image(png_claiming(50_000, 50_000))
+        inspect_image(png_claiming(50_000, 50_000))
 
 
 def test_it_rejects_an_image_over_its_own_pixel_limit_from_the_header():
     assert 7000 * 7000 < Image.MAX_IMAGE_PIXELS  # Pillow would let this one through
     with pytest.raises(InvalidImage, match="too large to decode safely"):
-        images.inspect_image(png_claiming(7000, 7000))
+        inspect_image(png_claiming(7000, 7000))
 
 
 def test_it_treats_pillows_decompression_bomb_warning_as_an_error(monkeypatch):
-    monkeypatch.setattr(images, "MAX_PIXELS", 10**12)
+    monkeypatch.setattr(decoding_module, "MAX_PIXELS", 10**12)
     with pytest.raises(InvalidImage, match="too large to decode safely"):
-        images.inspect_image(png_claiming(10_000, 10_000))  # between Pillow's warning and its error
+        inspect_image(png_claiming(10_000, 10_000))  # between Pillow's warning and its error
 
 
 def test_the_pixel_limit_admits_the_largest_reference_and_output():
-    assert images.MAX_PIXELS >= options.MAX_REFERENCE_SIDE**2
+    assert MAX_PIXELS >= options.MAX_REFERENCE_SIDE**2
     outputs = [w * h for sizes in options.PIXEL_SIZES.values() for w, h in sizes.values()]
-    assert images.MAX_PIXELS >= max(outputs)
+    assert MAX_PIXELS >= max(outputs)
     side = options.MAX_REFERENCE_SIDE
-    info = images.inspect_image(encode(Image.new("1", (side, side)), "PNG"))
+    info = inspect_image(encode(Image.new("1", (side, side)), "PNG"))
     assert (info.width, info.height) == (side, side)
 
 
@@ -125,7 +137,7 @@ def test_the_pixel_limit_admits_the_largest_reference_and_output():
 
 def test_it_converts_a_webp_to_a_png_with_identical_pixels_and_alpha():
     webp = encode(noise(mode="RGBA"), "WEBP", lossless=True)
-    data, content_type = images.prepare_for_upstream(webp)
+    data, content_type = prepare_for_upstream(webp)
     assert content_type == "image/png"
     result = decode(data)
     assert result.format == "PNG" and result.mode == "RGBA"
@@ -140,7 +152,7 @@ def test_it_removes_gps_exif_xmp_and_comments_from_a_jpeg():
     data = encode(noise((160, 120)), "JPEG", quality=90, exif=exif, xmp=xmp, comment=b"SecretComment")
     assert decode(data).getexif().get_ifd(ExifTags.IFD.GPSInfo)
 
-    result, content_type = images.prepare_for_upstream(data)
+    result, content_type = prepare_for_upstream(data)
 
     assert content_type == "image/jpeg"
     for secret in (b"SecretCam", b"SecretXMP", b"SecretComment", b"Exif\0\0"):
@@ -154,7 +166,7 @@ def test_it_keeps_a_jpegs_quantization_and_pixels_when_nothing_needs_turning():
     exif[ExifTags.Base.Make] = "Cam"
     photo_like = noise((16, 12)).resize((160, 120), Image.Resampling.BICUBIC)
     data = encode(photo_like, "JPEG", quality=70, exif=exif)
-    result, _ = images.prepare_for_upstream(data)
+    result, _ = prepare_for_upstream(data)
     before, after = decode(data), decode(result)
     assert after.size == before.size
     assert after.quantization == before.quantization
@@ -166,7 +178,7 @@ def test_it_keeps_a_jpegs_quantization_and_pixels_when_nothing_needs_turning():
 
 def test_it_keeps_the_icc_colour_profile():
     for image_format in ("JPEG", "PNG", "WEBP"):
-        result, _ = images.prepare_for_upstream(encode(noise(), image_format, icc_profile=SRGB))
+        result, _ = prepare_for_upstream(encode(noise(), image_format, icc_profile=SRGB))
         assert decode(result).info.get("icc_profile") == SRGB
 
 
@@ -175,7 +187,7 @@ def test_it_turns_a_jpeg_upright_by_its_exif_orientation():
     exif[ExifTags.Base.Orientation] = 6  # shown turned 90° clockwise
     data = encode(halves((80, 40)), "JPEG", quality=95, exif=exif)
 
-    result, content_type = images.prepare_for_upstream(data)
+    result, content_type = prepare_for_upstream(data)
 
     upright = decode(result)
     assert content_type == "image/jpeg" and upright.size == (40, 80)
@@ -195,7 +207,7 @@ def test_it_removes_text_chunks_and_exif_from_a_png_keeping_pixels_and_transpare
     exif[ExifTags.Base.Make] = "SecretCam"
     data = encode(original, "PNG", pnginfo=text, exif=exif)
 
-    result, content_type = images.prepare_for_upstream(data)
+    result, content_type = prepare_for_upstream(data)
 
     assert content_type == "image/png"
     for secret in (b"SecretText", b"SecretXMP", b"SecretCam"):
@@ -209,39 +221,39 @@ def test_it_keeps_a_palette_pngs_transparency():
     original = halves(mode="RGBA", left=(255, 0, 0, 0), right=(0, 0, 255, 255)).quantize(4)
     original.info["transparency"] = 0
     data = encode(original, "PNG", transparency=original.getpixel((0, 0)))
-    result = decode(images.prepare_for_upstream(data)[0])
+    result = decode(prepare_for_upstream(data)[0])
     assert result.convert("RGBA").tobytes() == decode(data).convert("RGBA").tobytes()
 
 
 def test_it_rejects_something_that_is_not_an_image_when_preparing():
     with pytest.raises(InvalidImage):
-        images.prepare_for_upstream(b"GIF89a but not really")
+        prepare_for_upstream(b"GIF89a but not really")
 
 
 # make_thumbnail
 
 
 def test_a_thumbnail_is_a_webp_whose_longest_side_fits_keeping_the_aspect():
-    thumb = decode(images.make_thumbnail(encode(noise((2000, 1000)), "PNG")))
+    thumb = decode(make_thumbnail(encode(noise((2000, 1000)), "PNG")))
     assert thumb.format == "WEBP" and thumb.size == (512, 256)
-    assert decode(images.make_thumbnail(encode(noise((300, 900)), "JPEG"), max_side=300)).size == (100, 300)
+    assert decode(make_thumbnail(encode(noise((300, 900)), "JPEG"), max_side=300)).size == (100, 300)
 
 
 def test_a_thumbnail_never_enlarges_a_small_image():
-    assert decode(images.make_thumbnail(encode(noise((100, 50)), "PNG"))).size == (100, 50)
+    assert decode(make_thumbnail(encode(noise((100, 50)), "PNG"))).size == (100, 50)
 
 
 def test_a_thumbnail_accepts_a_file_on_disk(tmp_path):
     path = tmp_path / "original.jpg"
     path.write_bytes(encode(noise((1024, 768)), "JPEG"))
     with path.open("rb") as file:
-        assert decode(images.make_thumbnail(file, max_side=256)).size == (256, 192)
+        assert decode(make_thumbnail(file, max_side=256)).size == (256, 192)
 
 
 @pytest.mark.parametrize("image_format", ["PNG", "WEBP"])
 def test_a_thumbnail_keeps_transparency(image_format):
     original = halves((800, 400), mode="RGBA", left=(255, 0, 0, 0), right=(0, 0, 255, 255))
-    thumb = decode(images.make_thumbnail(encode(original, image_format, lossless=True)))
+    thumb = decode(make_thumbnail(encode(original, image_format, lossless=True)))
     assert thumb.mode == "RGBA"
     assert thumb.getpixel((10, 128))[3] < 10 and thumb.getpixel((500, 128))[3] > 245
 
@@ -249,24 +261,24 @@ def test_a_thumbnail_keeps_transparency(image_format):
 def test_a_thumbnail_keeps_a_palette_images_transparency():
     original = halves((800, 400), mode="RGBA", left=(255, 0, 0, 0), right=(0, 0, 255, 255)).quantize(4)
     data = encode(original, "GIF", transparency=original.getpixel((0, 0)))
-    thumb = decode(images.make_thumbnail(data))
+    thumb = decode(make_thumbnail(data))
     assert thumb.mode == "RGBA" and thumb.getpixel((10, 128))[3] < 10
 
 
 def test_a_thumbnail_converts_cmyk_and_16_bit_images_sensibly():
-    cmyk = decode(images.make_thumbnail(encode(Image.new("CMYK", (600, 300), (0, 255, 255, 0)), "JPEG")))
+    cmyk = decode(make_thumbnail(encode(Image.new("CMYK", (600, 300), (0, 255, 255, 0)), "JPEG")))
     red, green, blue = cmyk.getpixel((10, 10))
     assert cmyk.mode == "RGB" and red > 200 and green < 60 and blue < 60
 
     sixteen = Image.new("I;16", (600, 300), 32768)  # half of 65535: a middle grey, not white
-    grey = decode(images.make_thumbnail(encode(sixteen, "PNG"))).getpixel((10, 10))
+    grey = decode(make_thumbnail(encode(sixteen, "PNG"))).getpixel((10, 10))
     assert all(110 < channel < 150 for channel in grey)
 
 
 def test_a_thumbnail_is_upright():
     exif = Image.Exif()
     exif[ExifTags.Base.Orientation] = 6
-    thumb = decode(images.make_thumbnail(encode(halves((1000, 500)), "JPEG", exif=exif), max_side=100))
+    thumb = decode(make_thumbnail(encode(halves((1000, 500)), "JPEG", exif=exif), max_side=100))
     assert thumb.size == (50, 100)
     assert thumb.getpixel((25, 10))[0] > 200 and thumb.getpixel((25, 90))[2] > 200
 
@@ -281,13 +293,13 @@ def test_a_thumbnail_of_a_big_jpeg_is_decoded_at_a_reduced_scale(monkeypatch):
         return result
 
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", recording_draft)
-    images.make_thumbnail(encode(noise((4096, 2048)), "JPEG"))
+    make_thumbnail(encode(noise((4096, 2048)), "JPEG"))
     assert decoded_sizes and max(decoded_sizes[-1]) <= 2048
 
 
 def test_a_thumbnail_refuses_a_decompression_bomb():
     with pytest.raises(InvalidImage, match="too large"):
-        images.make_thumbnail(png_claiming(50_000, 50_000))
+        make_thumbnail(png_claiming(50_000, 50_000))
 
 
 def test_thumbnails_of_4k_images_are_quick():
@@ -295,7 +307,7 @@ def test_thumbnails_of_4k_images_are_quick():
     drawing = encode(noise((4096, 4096)), "PNG", compress_level=1)
     for name, data in (("JPEG", photo), ("PNG", drawing)):
         started = time.perf_counter()
-        images.make_thumbnail(data)
+        make_thumbnail(data)
         elapsed = time.perf_counter() - started
         print(f"\nthumbnail of a 4096×4096 {name} ({len(data) / 1e6:.1f} MB): {elapsed:.3f} s")
         assert elapsed < 10
@@ -305,7 +317,7 @@ def test_thumbnails_of_4k_images_are_quick():
 
 
 def test_read_capped_returns_a_rewound_file_its_size_and_its_hash():
-    file, size, sha256 = images.read_capped([b"abc", b"", b"defg"], max_bytes=7)
+    file, size, sha256 = read_capped([b"abc", b"", b"defg"], max_bytes=7)
     with file:
         assert (file.read(), size, sha256) == (b"abcdefg", 7, hashlib.sha256(b"abcdefg").hexdigest())
 
@@ -319,13 +331,13 @@ def test_read_capped_stops_reading_as_soon_as_the_stream_passes_the_limit():
             yield b"x" * 1000
 
     with pytest.raises(TooLarge, match="larger than the limit of 1 MB"):
-        images.read_capped(endless(), max_bytes=1024 * 1024)
+        read_capped(endless(), max_bytes=1024 * 1024)
     assert len(handed_out) == 1049
 
 
 def test_read_capped_keeps_a_large_file_whole():
     chunk = bytes(range(256)) * 4096  # 1 MiB
-    file, size, sha256 = images.read_capped([chunk] * 9, max_bytes=64 * 1024 * 1024)
+    file, size, sha256 = read_capped([chunk] * 9, max_bytes=64 * 1024 * 1024)
     with file:
         assert size == 9 * len(chunk) and file.read() == chunk * 9
     assert sha256 == hashlib.sha256(chunk * 9).hexdigest()
@@ -339,23 +351,23 @@ REFERENCES = [encode(Image.new("RGB", (300, 200), (255, 0, 0)), "JPEG"), encode(
 
 @pytest.mark.parametrize("size", [(1024, 1024), (1568, 672), (736, 1312), (1281, 721)])
 def test_a_sandbox_image_is_a_png_of_exactly_the_asked_size(size):
-    im = decode(images.render_sandbox_image("a red fox in the snow", *size, REFERENCES, 0, 1))
+    im = decode(render_sandbox_image("a red fox in the snow", *size, REFERENCES, 0, 1))
     assert im.format == "PNG" and im.size == size
 
 
 def test_a_sandbox_image_is_the_same_for_the_same_inputs():
-    first = images.render_sandbox_image("a red fox in the snow", 1024, 1024, REFERENCES, 1, 2)
-    assert images.render_sandbox_image("a red fox in the snow", 1024, 1024, REFERENCES, 1, 2) == first
+    first = render_sandbox_image("a red fox in the snow", 1024, 1024, REFERENCES, 1, 2)
+    assert render_sandbox_image("a red fox in the snow", 1024, 1024, REFERENCES, 1, 2) == first
 
 
 def test_a_sandbox_image_differs_with_the_index_or_the_prompt():
-    first = images.render_sandbox_image("a red fox in the snow", 1024, 1024, [], 0, 2)
-    assert images.render_sandbox_image("a red fox in the snow", 1024, 1024, [], 1, 2) != first
-    assert images.render_sandbox_image("a grey wolf in the snow", 1024, 1024, [], 0, 2) != first
+    first = render_sandbox_image("a red fox in the snow", 1024, 1024, [], 0, 2)
+    assert render_sandbox_image("a red fox in the snow", 1024, 1024, [], 1, 2) != first
+    assert render_sandbox_image("a grey wolf in the snow", 1024, 1024, [], 0, 2) != first
 
 
 def test_a_sandbox_image_shows_its_references_along_the_bottom():
-    im = decode(images.render_sandbox_image("a fox", 1024, 1024, REFERENCES[:1], 0, 1))
+    im = decode(render_sandbox_image("a fox", 1024, 1024, REFERENCES[:1], 0, 1))
     bottom = im.crop((0, 1024 * 3 // 4, 1024, 1024))
     pixels = zip(*[iter(bottom.tobytes())] * 3)
     reds = sum(1 for r, g, b in pixels if r > 240 and g < 15 and b < 15)
@@ -365,13 +377,13 @@ def test_a_sandbox_image_shows_its_references_along_the_bottom():
 def test_a_sandbox_image_copes_with_a_long_unicode_prompt_and_a_broken_reference():
     prompt = ("café naïve 東京 https://example.com/" + "a" * 150 + " ") * 10
     prompt = prompt[: options.MAX_PROMPT_CHARS]
-    im = decode(images.render_sandbox_image(prompt, 1024, 1024, [b"not an image", *REFERENCES] * 3, 4, 15))
+    im = decode(render_sandbox_image(prompt, 1024, 1024, [b"not an image", *REFERENCES] * 3, 4, 15))
     assert im.size == (1024, 1024)
 
 
 def test_a_4k_sandbox_image_is_rendered_quickly():
     started = time.perf_counter()
-    data = images.render_sandbox_image("a lighthouse on a cliff at dawn, " * 5, 4096, 4096, REFERENCES, 0, 4)
+    data = render_sandbox_image("a lighthouse on a cliff at dawn, " * 5, 4096, 4096, REFERENCES, 0, 4)
     elapsed = time.perf_counter() - started
     print(f"\n4096×4096 sandbox render + PNG encode: {elapsed:.3f} s ({len(data) / 1e6:.1f} MB)")
     assert decode(data).size == (4096, 4096)
@@ -395,12 +407,12 @@ def test_the_single_decode_check_refuses_what_the_full_check_refuses(fmt, damage
         middle = len(data) // 2
         data = data[:middle] + b"\0" * 2048 + data[middle + 2048 :]
     try:
-        expected = images.inspect_image(data)
-    except images.InvalidImage:
+        expected = inspect_image(data)
+    except InvalidImage:
         expected = None
     with io.BytesIO(data) as fp:
         try:
-            info, thumbnail = images.check_with_thumbnail(fp, len(data), hashlib.sha256(data).hexdigest())
-        except images.InvalidImage:
+            info, thumbnail = check_with_thumbnail(fp, len(data), hashlib.sha256(data).hexdigest())
+        except InvalidImage:
             info = None
     assert info == expected
