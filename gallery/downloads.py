@@ -11,13 +11,12 @@ import zipfile
 from django.utils import timezone
 from django.utils.text import slugify
 
+from gallery import options
 from gallery.images.decode import InvalidImage
 from gallery.images.metadata import Metadata, Spliced, with_metadata
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
-MAX_ZIP_IMAGES = 1000
 NAME_WORDS_CHARS = 60
 
 
@@ -26,7 +25,7 @@ def file_name(image):
     number in its task. Safe anywhere: no separators, quotes or control characters."""
     words = slugify(image.task.prompt[:200], allow_unicode=True)[:NAME_WORDS_CHARS].strip("-_")
     day = timezone.localtime(image.created_at).date().isoformat()
-    return f"{words or 'seedream'}-{day}-{image.index + 1}.{EXTENSIONS.get(image.format, 'bin')}"
+    return f"{words or 'seedream'}-{day}-{image.index + 1}.{options.extension(image.format).lstrip('.')}"
 
 
 def describe(image):

@@ -26,7 +26,29 @@ MAX_REFERENCE_SIDE = 6000
 MAX_IMAGES = 15  # n, and references + n
 MIN_CUSTOM_PIXELS = 1280 * 720
 MAX_CUSTOM_PIXELS = 4096 * 4096
-REFERENCE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+MIN_REFERENCE_ASPECT, MAX_REFERENCE_ASPECT = 1 / 3, 3
+MIN_CUSTOM_ASPECT, MAX_CUSTOM_ASPECT = 1 / 16, 16
+
+# The image formats the studio stores, by Pillow's name: content type and file extension.
+IMAGE_FORMATS = {"JPEG": ("image/jpeg", ".jpg"), "PNG": ("image/png", ".png"), "WEBP": ("image/webp", ".webp")}
+REFERENCE_FORMATS = tuple(IMAGE_FORMATS)  # references may be any of them (SPEC §2)
+UPSTREAM_FORMATS = ("JPEG", "PNG")  # what upstreams take as references (WEBP is converted)
+
+
+def content_type(image_format):
+    return IMAGE_FORMATS.get(image_format, ("application/octet-stream",))[0]
+
+
+def extension(image_format):
+    return IMAGE_FORMATS[image_format][1] if image_format in IMAGE_FORMATS else ".bin"
+
+
+def format_of(content_type_or_name):
+    """The format named by a content type ("image/png") or a file name ("x.png"), else None."""
+    value = content_type_or_name.lower()
+    return next(
+        (name for name, (kind, ext) in IMAGE_FORMATS.items() if value == kind or value.endswith(ext)), None
+    )
 # A whole request: ten references at the limit plus room for the form's fields. Anything larger
 # is refused before it is read (a 300 MB body used to be read in full).
 MAX_REQUEST_BYTES = MAX_REFERENCES * MAX_REFERENCE_BYTES + 1024 * 1024
@@ -47,3 +69,50 @@ def nearest_ratio(width, height):
         return w / h
 
     return min(PIXEL_SIZES, key=lambda r: abs(aspect(r) - width / height))
+
+
+# The words of every rule, shared by the server (gallery/forms/studio.py) and the browser
+# (static/gallery/studio.js, through the "studio-rules" JSON in the page): one text per rule.
+# Placeholders are {name}; numbers come formatted ("2,000").
+MESSAGES = {
+    "prompt_blank": "Write a prompt: describe the image you want.",
+    "prompt_too_long": "The prompt is {length} characters long; the limit is {limit}. Shorten it by {over} {characters}.",
+    "prompt_control": "The prompt contains an invisible control character (U+{code}, character {position}). "
+    "Remove it and try again.",
+    "too_many_references": "You added {count} reference images; the limit is {limit}. Remove {over}.",
+    "reference_too_big": "“{name}” is {size}; reference images can be at most {limit} ({limit_bytes} bytes) each.",
+    "reference_unreadable": "“{name}”: This file is not an image we can read. Use a JPG, PNG or WEBP image.",
+    "reference_format": "“{name}” is a {format} image; reference images must be JPG, PNG or WEBP.",
+    "reference_sides": "“{name}” is {width}×{height} pixels; each side must be between {min_side} and {max_side} pixels.",
+    "reference_aspect": "“{name}” is {width}×{height} pixels, too narrow or too wide: width divided by height "
+    "must be between 1/3 and 3.",
+    "n_range": "Choose between 1 and {max} images.",
+    "too_many_images": "{count} reference image{s} + {n} images = {total}, but together they can be at most "
+    "{max}. With {count} reference{s}, ask for at most {left} images.",
+    "custom_format": "Write the custom size as WIDTHxHEIGHT, for example 1920x1080.",
+    "custom_pixels": "{width}×{height} is {pixels} pixels; a custom size must have between {min_pixels} "
+    "(1280×720) and {max_pixels} (4096×4096) pixels.",
+    "custom_aspect": "{width}×{height} is too narrow or too wide: width divided by height must be between 1/16 and 16.",
+}
+
+
+def say(key, **values):
+    return MESSAGES[key].format(**values)
+
+
+def studio_rules():
+    """What the studio page's script needs to mirror the server's checks, with the same words."""
+    return {
+        "maxPromptChars": MAX_PROMPT_CHARS,
+        "maxReferences": MAX_REFERENCES,
+        "maxReferenceBytes": MAX_REFERENCE_BYTES,
+        "minReferenceSide": MIN_REFERENCE_SIDE,
+        "maxReferenceSide": MAX_REFERENCE_SIDE,
+        "referenceAspect": [MIN_REFERENCE_ASPECT, MAX_REFERENCE_ASPECT],
+        "maxImages": MAX_IMAGES,
+        "customPixels": [MIN_CUSTOM_PIXELS, MAX_CUSTOM_PIXELS],
+        "customAspect": [MIN_CUSTOM_ASPECT, MAX_CUSTOM_ASPECT],
+        "referenceTypes": [content_type(name) for name in REFERENCE_FORMATS],
+        "pixelSizes": PIXEL_SIZES,
+        "messages": MESSAGES,
+    }

@@ -21,8 +21,8 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from gallery import logs
-from gallery.forms import sent_prompt
+from gallery import logs, options
+from gallery.forms.studio import sent_prompt
 from gallery.images.decode import (
     InvalidImage,
     TooLarge,
@@ -36,7 +36,6 @@ from gallery.models.tasks import delete_stored_files
 from gallery.providers import ProviderError, default_provider_name, get_provider, price_per_image, router
 
 log = logging.getLogger(__name__)
-EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 
 
 class RetryLater(Exception):
@@ -179,7 +178,7 @@ def _read(field):
 
 def reference_name(team, created_at, image_format):
     day = created_at.strftime("%Y/%m/%d")
-    ext = EXTENSIONS.get(image_format, ".bin")
+    ext = options.extension(image_format)
     return f"references/{team.pk}/{day}/{secrets.token_hex(12)}{ext}"
 
 
@@ -426,7 +425,7 @@ def store_one(task, provider, index, url):
     with tmp:
         info, thumbnail = check_with_thumbnail(tmp, size, digest)
         tmp.seek(0)
-        name = task.images_expected_name(index, EXTENSIONS.get(info.format, ".bin"))
+        name = task.images_expected_name(index, options.extension(info.format))
         thumb_name = task.images_expected_name(index, ".thumb.webp")
         try:
             save_exactly(name, File(tmp))
@@ -547,7 +546,7 @@ def tidy(task):
         task.images_expected_name(index, suffix)
         for index in range(len(task.result_urls))
         if index not in stored
-        for suffix in (*EXTENSIONS.values(), ".thumb.webp")
+        for suffix in (*(ext for _, ext in options.IMAGE_FORMATS.values()), ".thumb.webp")
     ]
     delete_stored_files([name for name in leftovers if default_storage.exists(name)])
     task.update_fields(tidy_pending=False, final_cost=task.price_per_image * len(stored))

@@ -5,7 +5,7 @@ import io
 from PIL import Image
 
 from gallery import pipeline
-from gallery.forms import CheckedReference
+from gallery.forms.studio import CheckedReference
 from gallery.images.decode import inspect_image, make_thumbnail
 
 

@@ -1,13 +1,12 @@
+from .images import GalleryImage  # noqa: F401
 from .limits import Throttle  # noqa: F401
-from .providers import ProviderBalance, ProviderCall, ProviderResult  # noqa: F401
+from .providers import ProviderBalance, ProviderCall, ProviderResult, SandboxRun  # noqa: F401
 from .tasks import (  # noqa: F401
     FINAL_STATES,
-    GalleryImage,
     GenerationTask,
     IllegalTransition,
     LeaseLost,
     ReferenceImage,
-    SandboxRun,
     Status,
     WorkerHeartbeat,
 )

@@ -49,3 +49,15 @@ class ProviderBalance(models.Model):
 
     def __str__(self):
         return f"{self.provider}: {self.credits}"
+
+
+class SandboxRun(models.Model):
+    """The sandbox provider's own record of a simulated upstream task."""
+
+    id = models.CharField(max_length=64, primary_key=True)
+    client_ref = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    params = models.JSONField()
+
+    def __str__(self):
+        return self.id

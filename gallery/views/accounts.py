@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from gallery import ratelimit
-from gallery.account_forms import AccountForm, EmailTaken, LoginForm, OnboardingForm
+from gallery.forms.accounts import AccountForm, EmailTaken, LoginForm, OnboardingForm
 from gallery.models import Instance, Team
 
 BACKEND = "gallery.auth.EmailOrUsernameBackend"

@@ -10,7 +10,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from gallery.access import get_for_team, team_required
-from gallery.gallery_forms import GalleryFilters, SelectionForm
+from gallery.forms.gallery import GalleryFilters, SelectionForm
 from gallery.models import GalleryImage
 
 PAGE_SIZE = 48

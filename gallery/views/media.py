@@ -13,12 +13,11 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
-from gallery import downloads, storage
+from gallery import downloads, options, storage
 from gallery.access import get_for_team, team_required
-from gallery.gallery_forms import SelectionForm
+from gallery.forms.gallery import SelectionForm
 from gallery.models import GalleryImage, ReferenceImage
 
-CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 HOUR = 3600
 YEAR = 365 * 24 * HOUR
 BLOCK_SIZE = 256 * 1024  # FileResponse's default 4 KB blocks cost a server round trip each
@@ -83,7 +82,7 @@ def thumbnail(request, image_id):
 @require_GET
 def reference(request, reference_id):
     ref = get_for_team(request, ReferenceImage, pk=reference_id)
-    content_type = CONTENT_TYPES.get(ref.format, "application/octet-stream")
+    content_type = options.content_type(ref.format)
     return _serve(request, ref.file, content_type, PRIVATE_HOUR, etag=f'"{ref.sha256}"')
 
 

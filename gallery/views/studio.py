@@ -10,7 +10,7 @@ from django_htmx.http import trigger_client_event
 
 from gallery import history, options, pipeline
 from gallery.access import get_for_team, team_required
-from gallery.forms import SubmitForm, remix_initial, stored_tiles
+from gallery.forms.studio import SubmitForm, remix_initial, stored_tiles
 from gallery.models import FINAL_STATES, GenerationTask
 from gallery.providers import default_provider_name, price_per_image
 from gallery.views.accounts import form_data
@@ -27,7 +27,7 @@ def _render(request, form, status=200, partial=""):
         "history": history.load(request.team, request.user, _only_mine(request)),
         "price": price_per_image(default_provider_name()),
         "ratios": options.RATIOS,
-        "pixel_sizes": options.PIXEL_SIZES,
+        "rules": options.studio_rules(),
     }
     template = f"gallery/studio.html#{partial}" if partial else "gallery/studio.html"
     response = render(request, template, ctx, status=status)

@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from gallery.access import get_for_team, manager_required, team_required
-from gallery.account_forms import AccountForm, EmailTaken, InviteForm, RoleForm, TeamForm
+from gallery.forms.accounts import AccountForm, EmailTaken, InviteForm, RoleForm, TeamForm
 from gallery.ids import parse_id
 from gallery.middleware import switch_team
 from gallery.models import Invite, InviteError, LastOwnerError, Membership, Team

@@ -4,9 +4,12 @@
   "use strict";
   document.documentElement.classList.add("js");
 
-  const MAX_REFS = 10, MAX_BYTES = 10 * 1024 * 1024, MAX_IMAGES = 15, MAX_PROMPT = 2000;
-  const MIN_SIDE = 14, MAX_SIDE = 6000, TYPES = ["image/jpeg", "image/png", "image/webp"];
-  const pixelSizes = JSON.parse(document.getElementById("pixel-sizes").textContent);
+  // Every limit and every message comes from the server (gallery/options.py), so the page and the
+  // server can never disagree on a rule or its words.
+  const rules = JSON.parse(document.getElementById("studio-rules").textContent);
+  const MAX_REFS = rules.maxReferences, MAX_BYTES = rules.maxReferenceBytes, MAX_IMAGES = rules.maxImages;
+  const MAX_PROMPT = rules.maxPromptChars, MIN_SIDE = rules.minReferenceSide, MAX_SIDE = rules.maxReferenceSide;
+  const TYPES = rules.referenceTypes, pixelSizes = rules.pixelSizes;
 
   // Files chosen in this page, kept across re-renders of the form (a rejected submission).
   let uploads = []; // {token, file, url, width, height, error}
@@ -16,6 +19,7 @@
   const $$ = (root, sel) => Array.from(root.querySelectorAll(sel));
   const form = () => document.getElementById("studio-form");
   const number = (n) => n.toLocaleString("en-US");
+  const say = (key, values = {}) => rules.messages[key].replace(/\{(\w+)\}/g, (_, name) => String(values[name]));
 
   function sizeText(bytes) {
     // Django's filesizeformat: 1 decimal, 1024-based.
@@ -25,30 +29,26 @@
     return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
   }
 
-  // --- The server's messages (gallery/forms.py), word for word ---------------------------
   const messages = {
-    tooMany: (count) => `You added ${count} reference images; the limit is 10. Remove ${count - 10}.`,
+    tooMany: (count) => say("too_many_references", { count, limit: MAX_REFS, over: count - MAX_REFS }),
     tooBig: (name, bytes) => {
       let shown = sizeText(bytes);
       if (shown === sizeText(MAX_BYTES)) shown = `${number(bytes)} bytes`;
-      return `“${name}” is ${shown}; reference images can be at most 10 MB (${number(MAX_BYTES)} bytes) each.`;
+      return say("reference_too_big", { name, size: shown, limit: `${MAX_BYTES / 1048576} MB`, limit_bytes: number(MAX_BYTES) });
     },
-    format: (name) => `“${name}”: This file is not an image we can read. Use a JPG, PNG or WEBP image.`,
-    sides: (name, w, h) => `“${name}” is ${w}×${h} pixels; each side must be between 14 and 6,000 pixels.`,
-    aspect: (name, w, h) => `“${name}” is ${w}×${h} pixels, too narrow or too wide: width divided by height must be between 1/3 and 3.`,
-    counts: (refs, n) => {
-      const s = refs === 1 ? "" : "s";
-      return `${refs} reference image${s} + ${n} images = ${refs + n}, but together they can be at most 15. With ${refs} reference${s}, ask for at most ${MAX_IMAGES - refs} images.`;
+    format: (name) => say("reference_unreadable", { name }),
+    sides: (name, width, height) => say("reference_sides", { name, width, height, min_side: number(MIN_SIDE), max_side: number(MAX_SIDE) }),
+    aspect: (name, width, height) => say("reference_aspect", { name, width, height }),
+    counts: (refs, n) => say("too_many_images", { count: refs, s: refs === 1 ? "" : "s", n, total: refs + n, max: MAX_IMAGES, left: MAX_IMAGES - refs }),
+    n: () => say("n_range", { max: MAX_IMAGES }),
+    blank: () => say("prompt_blank"),
+    long: (length) => {
+      const over = length - MAX_PROMPT;
+      return say("prompt_too_long", { length: number(length), limit: number(MAX_PROMPT), over: number(over), characters: over > 1 ? "characters" : "character" });
     },
-    n: () => "Choose between 1 and 15 images.",
-    blank: () => "Write a prompt: describe the image you want.",
-    long: (len) => {
-      const over = len - MAX_PROMPT;
-      return `The prompt is ${number(len)} characters long; the limit is 2,000. Shorten it by ${number(over)} character${over > 1 ? "s" : ""}.`;
-    },
-    customFormat: () => "Write the custom size as WIDTHxHEIGHT, for example 1920x1080.",
-    customPixels: (w, h) => `${w}×${h} is ${number(w * h)} pixels; a custom size must have between 921,600 (1280×720) and 16,777,216 (4096×4096) pixels.`,
-    customAspect: (w, h) => `${w}×${h} is too narrow or too wide: width divided by height must be between 1/16 and 16.`,
+    customFormat: () => say("custom_format"),
+    customPixels: (width, height) => say("custom_pixels", { width, height, pixels: number(width * height), min_pixels: number(rules.customPixels[0]), max_pixels: number(rules.customPixels[1]) }),
+    customAspect: (width, height) => say("custom_aspect", { width, height }),
   };
 
   function checkUpload(upload) {
@@ -56,7 +56,8 @@
     if (file.size > MAX_BYTES) return messages.tooBig(file.name, file.size);
     if (!TYPES.includes(file.type) || !width) return messages.format(file.name);
     if (Math.min(width, height) < MIN_SIDE || Math.max(width, height) > MAX_SIDE) return messages.sides(file.name, width, height);
-    if (width / height < 1 / 3 || width / height > 3) return messages.aspect(file.name, width, height);
+    const [minAspect, maxAspect] = rules.referenceAspect;
+    if (width / height < minAspect || width / height > maxAspect) return messages.aspect(file.name, width, height);
     return "";
   }
 
@@ -127,7 +128,7 @@
 
   function updateCount() {
     const count = tiles().length;
-    $(form(), "[data-ref-count]").textContent = `${count} of 10`;
+    $(form(), "[data-ref-count]").textContent = `${count} of ${MAX_REFS}`;
   }
 
   // Puts the chosen files into the real file input and the tile order into reference_order,
@@ -177,8 +178,8 @@
       if (!m) customErrors = [messages.customFormat()];
       else {
         const w = Number(m[1]), h = Number(m[2]);
-        if (!w || !h || w * h < 921600 || w * h > 16777216) customErrors = [messages.customPixels(w, h)];
-        else if (w / h < 1 / 16 || w / h > 16) customErrors = [messages.customAspect(w, h)];
+        if (!w || !h || w * h < rules.customPixels[0] || w * h > rules.customPixels[1]) customErrors = [messages.customPixels(w, h)];
+        else if (w / h < rules.customAspect[0] || w / h > rules.customAspect[1]) customErrors = [messages.customAspect(w, h)];
       }
     }
     showErrors("prompt", promptErrors);
@@ -192,7 +193,7 @@
     const f = form();
     const counter = $(f, "[data-char-count]");
     const length = $(f, "textarea[name=prompt]").value.replace(/\r\n?/g, "\n").trim().length;
-    counter.textContent = `${number(length)} / 2,000 characters`;
+    counter.textContent = `${number(length)} / ${number(MAX_PROMPT)} characters`;
     counter.classList.toggle("over", length > MAX_PROMPT);
     const ratio = ($(f, "input[name=size]:checked") || {}).value || "auto";
     const quality = ($(f, "input[name=quality]:checked") || {}).value || "2K";

@@ -14,7 +14,8 @@ from django.core.exceptions import ValidationError
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
-from gallery import forms, options
+from gallery import options
+from gallery.forms import studio as forms
 from gallery.models import GenerationTask
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import worker_process
@@ -77,7 +78,7 @@ def paste(page, files):
 
 
 def server_says(check, *args):
-    """The server's own wording for a rule (gallery/forms.py), to compare with the browser's."""
+    """The server's own wording for a rule (gallery/forms/studio.py), to compare with the browser's."""
     try:
         error = check(*args)
     except ValidationError as e:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from PIL import Image
 
 from gallery import pipeline
-from gallery.forms import CheckedReference
+from gallery.forms.studio import CheckedReference
 from gallery.images.decode import inspect_image
 from gallery.models import ProviderResult, Status
 from gallery.providers import ProviderError, byteplus

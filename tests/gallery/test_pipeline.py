@@ -376,7 +376,7 @@ def test_references_reach_the_provider_as_png_or_jpeg_without_metadata(team, ali
 
 
 def make_reference_from(data, name):
-    from gallery.forms import CheckedReference
+    from gallery.forms.studio import CheckedReference
     from gallery.images.decode import inspect_image
 
     return CheckedReference(name=name, data=data, info=inspect_image(data))

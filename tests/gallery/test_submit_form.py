@@ -17,7 +17,13 @@ from django.utils.html import escape
 from django_tasks_db.models import DBTaskResult
 from PIL import Image
 
-from gallery.forms import check_counts, check_reference_count, clean_prompt, parse_custom_size, sent_prompt
+from gallery.forms.studio import (
+    check_counts,
+    check_reference_count,
+    clean_prompt,
+    parse_custom_size,
+    sent_prompt,
+)
 from gallery.models import GenerationTask, ReferenceImage
 
 MB = 1024 * 1024

@@ -25,6 +25,7 @@ from gallery.images.decode import (
     inspect_image,
 )
 from gallery.models import GalleryImage, GenerationTask, ReferenceImage
+from gallery.options import say
 
 CUSTOM_SIZE = re.compile(r"^\s*([0-9]{1,5})\s*[x×X*]\s*([0-9]{1,5})\s*$")
 
@@ -33,21 +34,18 @@ def clean_prompt(text):
     """Returns the prompt with newlines normalised and outer whitespace trimmed."""
     text = (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
-        raise ValidationError("Write a prompt: describe the image you want.", code="blank")
+        raise ValidationError(say("prompt_blank"), code="blank")
     if len(text) > options.MAX_PROMPT_CHARS:
         over = len(text) - options.MAX_PROMPT_CHARS
         raise ValidationError(
-            f"The prompt is {len(text):,} characters long; the limit is 2,000. "
-            f"Shorten it by {over:,} character{'s' if over > 1 else ''}.",
+            say("prompt_too_long", length=f"{len(text):,}", limit=f"{options.MAX_PROMPT_CHARS:,}", over=f"{over:,}",
+                characters="characters" if over > 1 else "character"),
             code="too_long",
         )
     for position, char in enumerate(text, start=1):
         if char not in "\n\t" and unicodedata.category(char) == "Cc":
-            raise ValidationError(
-                f"The prompt contains an invisible control character (U+{ord(char):04X}, "
-                f"character {position}). Remove it and try again.",
-                code="control_character",
-            )
+            raise ValidationError(say("prompt_control", code=f"{ord(char):04X}", position=position),
+                                  code="control_character")
     return text
 
 
@@ -63,9 +61,9 @@ def too_big(name, size):
     shown = filesizeformat(size)
     if shown == filesizeformat(options.MAX_REFERENCE_BYTES):
         shown = f"{size:,} bytes"
+    limit = f"{options.MAX_REFERENCE_BYTES // 2**20} MB"
     return ValidationError(
-        f"“{name}” is {shown}; reference images can be at most 10 MB "
-        f"({options.MAX_REFERENCE_BYTES:,} bytes) each.",
+        say("reference_too_big", name=name, size=shown, limit=limit, limit_bytes=f"{options.MAX_REFERENCE_BYTES:,}"),
         code="too_big",
     )
 
@@ -76,36 +74,27 @@ def check_reference(name, data):
         raise too_big(name, len(data))
     try:
         info = inspect_image(data)
+        if info.format in options.REFERENCE_FORMATS:
+            # Upright and without the camera's metadata before anything reads its size: a
+            # portrait photo stored sideways with an EXIF orientation is a portrait (SPEC §9).
+            data, info = clean_reference(data, info)
     except InvalidImage as e:
-        # Only images with a side over 6,000 px are too large to decode (6,000² is under the cap).
-        if str(e) == TOO_LARGE_TO_DECODE:
-            advice = "Each side must be at most 6,000 pixels."
+        if str(e) == TOO_LARGE_TO_DECODE:  # only a side over 6,000 px is too large to decode
+            message = f"“{name}”: {e} Each side must be at most {options.MAX_REFERENCE_SIDE:,} pixels."
         else:
-            advice = "Use a JPG, PNG or WEBP image."
-        raise ValidationError(f"“{name}”: {e} {advice}", code="unreadable") from None
+            message = say("reference_unreadable", name=name)
+        raise ValidationError(message, code="unreadable") from None
     if info.format not in options.REFERENCE_FORMATS:
-        raise ValidationError(
-            f"“{name}” is a {info.format} image; reference images must be JPG, PNG or WEBP.",
-            code="format",
-        )
-    # Upright and without the camera's metadata before anything reads its size: a portrait
-    # photo stored sideways with an EXIF orientation is a portrait (SPEC §9).
-    try:
-        data, info = clean_reference(data, info)
-    except InvalidImage as e:
-        raise ValidationError(f"“{name}”: {e} Use a JPG, PNG or WEBP image.", code="unreadable") from None
+        raise ValidationError(say("reference_format", name=name, format=info.format), code="format")
     w, h = info.width, info.height
     if not (options.MIN_REFERENCE_SIDE <= min(w, h) and max(w, h) <= options.MAX_REFERENCE_SIDE):
         raise ValidationError(
-            f"“{name}” is {w}×{h} pixels; each side must be between 14 and 6,000 pixels.",
+            say("reference_sides", name=name, width=w, height=h, min_side=f"{options.MIN_REFERENCE_SIDE:,}",
+                max_side=f"{options.MAX_REFERENCE_SIDE:,}"),
             code="dimensions",
         )
-    if not (1 / 3 <= w / h <= 3):
-        raise ValidationError(
-            f"“{name}” is {w}×{h} pixels, too narrow or too wide: width divided by height "
-            f"must be between 1/3 and 3.",
-            code="aspect",
-        )
+    if not (options.MIN_REFERENCE_ASPECT <= w / h <= options.MAX_REFERENCE_ASPECT):
+        raise ValidationError(say("reference_aspect", name=name, width=w, height=h), code="aspect")
     return CheckedReference(name=name, data=data, info=info)
 
 
@@ -130,9 +119,9 @@ def ordered(checked, order):
 
 def check_reference_count(count):
     if count > options.MAX_REFERENCES:
+        over = count - options.MAX_REFERENCES
         raise ValidationError(
-            f"You added {count} reference images; the limit is 10. Remove {count - 10}.",
-            code="too_many",
+            say("too_many_references", count=count, limit=options.MAX_REFERENCES, over=over), code="too_many"
         )
 
 
@@ -142,32 +131,25 @@ def parse_custom_size(text):
         return None
     match = CUSTOM_SIZE.match(text)
     if not match:
-        raise ValidationError(
-            "Write the custom size as WIDTHxHEIGHT, for example 1920x1080.", code="format"
-        )
+        raise ValidationError(say("custom_format"), code="format")
     w, h = int(match[1]), int(match[2])
     if w == 0 or h == 0 or not (options.MIN_CUSTOM_PIXELS <= w * h <= options.MAX_CUSTOM_PIXELS):
         raise ValidationError(
-            f"{w}×{h} is {w * h:,} pixels; a custom size must have between 921,600 (1280×720) "
-            f"and 16,777,216 (4096×4096) pixels.",
+            say("custom_pixels", width=w, height=h, pixels=f"{w * h:,}", min_pixels=f"{options.MIN_CUSTOM_PIXELS:,}",
+                max_pixels=f"{options.MAX_CUSTOM_PIXELS:,}"),
             code="pixels",
         )
-    if not (1 / 16 <= w / h <= 16):
-        raise ValidationError(
-            f"{w}×{h} is too narrow or too wide: width divided by height must be between 1/16 and 16.",
-            code="aspect",
-        )
+    if not (options.MIN_CUSTOM_ASPECT <= w / h <= options.MAX_CUSTOM_ASPECT):
+        raise ValidationError(say("custom_aspect", width=w, height=h), code="aspect")
     return w, h
 
 
 def check_counts(reference_count, n):
     total = reference_count + n
     if total > options.MAX_IMAGES:
-        s = "" if reference_count == 1 else "s"
         raise ValidationError(
-            f"{reference_count} reference image{s} + {n} images = {total}, but together they can be "
-            f"at most 15. With {reference_count} reference{s}, ask for at most "
-            f"{options.MAX_IMAGES - reference_count} images.",
+            say("too_many_images", count=reference_count, s="" if reference_count == 1 else "s", n=n, total=total,
+                max=options.MAX_IMAGES, left=options.MAX_IMAGES - reference_count),
             code="too_many_images",
         )
 
@@ -216,12 +198,7 @@ class SubmitForm(forms.Form):
     )
     n = forms.IntegerField(
         label="Number of images", initial=1, min_value=1, max_value=options.MAX_IMAGES,
-        error_messages={
-            "min_value": "Choose between 1 and 15 images.",
-            "max_value": "Choose between 1 and 15 images.",
-            "invalid": "Choose between 1 and 15 images.",
-            "required": "Choose between 1 and 15 images.",
-        },
+        error_messages=dict.fromkeys(["min_value", "max_value", "invalid", "required"], say("n_range", max=options.MAX_IMAGES)),
     )
     ask_for_n = forms.BooleanField(
         label="Ask the model for n different images", required=False, initial=True,

@@ -6,7 +6,7 @@ from django import forms
 
 from gallery import options
 from gallery.ids import parse_ids
-from gallery.models.tasks import decode_cursor
+from gallery.models.images import decode_cursor
 
 RATIO_CHOICES = (
     [("", "Any ratio"), ("auto", "Auto")]
