@@ -37,6 +37,13 @@ TUNNEL = "This address carries another address inside it, which the studio never
 class Policy:
     allow_http: bool = False  # plain http://, for local development only; https is always allowed
     allow_loopback: bool = False  # 127.0.0.0/8 and ::1, for tests and fake upstreams; nothing else non-public
+    # False only for addresses the operator configured (an upstream's API behind a private
+    # proxy, say): their calls share this module's deadline and byte cap, not its address check.
+    check_addresses: bool = True
+
+
+# Upstream APIs the operator configured (EVOLINK_BASE_URL, …): trusted to be where they are.
+CONFIGURED = Policy(allow_http=True, allow_loopback=True, check_addresses=False)
 
 
 class UnsafeURL(Exception):
@@ -94,7 +101,7 @@ def _refusal(ip, policy):
 
 def check_address(ip, policy):
     """Raises UnsafeURL unless `ip` (a string) is a public address, or loopback that the policy allows."""
-    reason = _refusal(ip, policy)
+    reason = _refusal(ip, policy) if policy.check_addresses else None
     if reason:
         raise UnsafeURL(reason)
 
@@ -139,7 +146,7 @@ def check_url(url, policy):
     if ipv4:
         check_address(ipv4, policy)
         return parsed.copy_with(host=ipv4)  # one spelling from here on, so nothing reads it differently
-    if (name == "localhost" or name.endswith(".localhost")) and not policy.allow_loopback:
+    if (name == "localhost" or name.endswith(".localhost")) and not policy.allow_loopback and policy.check_addresses:
         raise UnsafeURL(LOOPBACK)
     return parsed
 
@@ -277,8 +284,9 @@ class Body:
 class _Call:
     """One open_stream call: its policy, its deadline and the bytes it may still read."""
 
-    def __init__(self, policy, max_bytes, deadline_seconds):
+    def __init__(self, policy, max_bytes, deadline_seconds, any_status=False):
         self.policy = policy
+        self.any_status = any_status  # every final status is an answer, not an error (API calls)
         self.bytes_left = max_bytes
         self.seconds = deadline_seconds
         self.deadline = time.monotonic() + deadline_seconds
@@ -332,7 +340,8 @@ class _Call:
         chain = [str(url.copy_with(fragment=None))]
         while True:
             response = self.send(client, method, url, kwargs)
-            if response.status_code in REDIRECTS and "location" in response.headers:
+            redirect = response.status_code in REDIRECTS and "location" in response.headers
+            if redirect and not (self.any_status and max_redirects == 0):
                 try:
                     url = self.next_hop(response, chain, max_redirects)
                     self.check_length(response)
@@ -344,7 +353,7 @@ class _Call:
                 method, kwargs = _redirected(method, kwargs, response, url)
                 continue
             try:
-                if not response.is_success:
+                if not response.is_success and not self.any_status:
                     status = response.status_code
                     raise FetchError(
                         f"The server answered HTTP {status}.",
@@ -404,14 +413,15 @@ def _redirected(method, kwargs, response, target):
 
 @contextmanager
 def open_stream(
-    client, url, policy, *, max_bytes, deadline_seconds, max_redirects=0, method="GET", **request_kwargs
+    client, url, policy, *, max_bytes, deadline_seconds, max_redirects=0, method="GET", any_status=False,
+    **request_kwargs,
 ):
     """Yields the body of the final 2xx response as chunks (a Body, which also has .headers and .url).
 
     Every hop's URL and every connection's address are checked; bytes are capped, and time limited, over the
     whole chain. Raises UnsafeURL for a refused address and FetchError for everything else.
     """
-    call = _Call(policy, max_bytes, deadline_seconds)
+    call = _Call(policy, max_bytes, deadline_seconds, any_status)
     token = _deadline.set(call.deadline)
     try:
         with call.network_errors():
@@ -439,3 +449,20 @@ def fetch(
         **request_kwargs,
     ) as body:
         return b"".join(body), body.headers
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: httpx.Headers
+    content: bytes
+
+
+def request(client, url, policy, *, max_bytes, deadline_seconds, method="GET", **request_kwargs):
+    """One API call, whatever status it answers (Answer), under the same deadline and byte cap;
+    network trouble and timeouts still raise FetchError. No redirect is followed."""
+    with open_stream(
+        client, url, policy, max_bytes=max_bytes, deadline_seconds=deadline_seconds, method=method,
+        any_status=True, **request_kwargs,
+    ) as body:
+        return Answer(body.status_code, body.headers, b"".join(body))

@@ -20,6 +20,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from gallery import logs, options
 from gallery.forms.studio import sent_prompt
@@ -33,9 +34,17 @@ from gallery.images.decode import (
 )
 from gallery.models import FINAL_STATES, GalleryImage, GenerationTask, LeaseLost, ReferenceImage, Status
 from gallery.models.tasks import delete_stored_files
-from gallery.providers import ProviderError, default_provider_name, get_provider, price_per_image, router
+from gallery.providers import (
+    GenerationRequest,
+    ProviderError,
+    default_provider_name,
+    get_provider,
+    price_per_image,
+    router,
+)
 
 log = logging.getLogger(__name__)
+MODEL = "doubao-seedream-4.0"
 
 
 class RetryLater(Exception):
@@ -261,22 +270,25 @@ def create_upstream(task):
         task.update_fields(uncertain_creates=task.uncertain_creates + 1)
     try:
         # The router tries the cheapest healthy provider first and fails over to the next.
-        _, created = router.create(task, lambda provider: create_at(task, provider))
+        _, created = router.create(task.pk, lambda provider: create_at(task, provider))
     except ProviderError as e:
         task.update_fields(create_started_at=None)
         handle_error(task, e)
         return
     now = timezone.now()
-    # A synchronous provider answers with its images: fetch them now, their links expire.
-    first_check = 0 if created.status == "completed" else settings.TASK_FIRST_CHECK_SECONDS
-    task.move_to(
-        Status.SUBMITTED,
+    fields = dict(
         upstream_id=created.id,
         create_started_at=None,
-        progress=created.progress,
-        next_check_at=now + timedelta(seconds=first_check),
+        submitted_at=now,
         deadline_at=now + timedelta(seconds=settings.TASK_DEADLINE_SECONDS),
     )
+    if created.status == "completed" and created.results:
+        # A synchronous provider answered with its images: keep their links and store them now
+        # (they expire), in one move, so no crash can lose them between two writes.
+        task.move_to(Status.STORING, result_urls=created.results, progress=100, next_check_at=now, **fields)
+    else:
+        first_check = now + timedelta(seconds=settings.TASK_FIRST_CHECK_SECONDS)
+        task.move_to(Status.SUBMITTED, progress=created.progress, next_check_at=first_check, **fields)
 
 
 def create_at(task, provider):
@@ -289,10 +301,39 @@ def create_at(task, provider):
     task.extend_lease()  # the create call must end inside the lease, or a second worker may pay again
     task.update_fields(create_started_at=timezone.now())
     try:
-        return provider.create(task, urls)
+        return router.call(provider.name, lambda: provider.create(generation_request(task, urls)))
     except ProviderError:
         task.update_fields(create_started_at=None)
         raise
+
+
+def generation_request(task, reference_urls):
+    """What the provider is asked for, as plain data."""
+    references = list(task.references.all())
+    return GenerationRequest(
+        client_ref=str(task.pk),
+        prompt=task.sent_prompt,
+        model=MODEL,
+        size=task.size,
+        quality=task.quality,
+        n=task.n,
+        priority=task.priority,
+        custom_size=(task.custom_width, task.custom_height) if task.custom_width else None,
+        reference_urls=tuple(reference_urls),
+        reference_sizes=tuple((ref.width, ref.height) for ref in references),
+        callback_url=callback_url(task.pk) if settings.STUDIO_PUBLIC_URL.startswith("https://") else "",
+    )
+
+
+def callback_token(task_id):
+    """Unguessable per task, and needs no stored secret: the callback endpoint recomputes it
+    (with the SECRET_KEY every machine shares)."""
+    return salted_hmac("gallery.evolink.callback", str(task_id), algorithm="sha256").hexdigest()[:32]
+
+
+def callback_url(task_id):
+    # The callback only wakes the task up; the studio re-reads the task with GET (SPEC §7).
+    return f"{settings.STUDIO_PUBLIC_URL}/upstream/evolink/{task_id}/{callback_token(task_id)}/"
 
 
 def forget_references(task):
@@ -305,7 +346,7 @@ def forget_references(task):
         try:
             if previous and ref.upstream_file_id:
                 task.extend_lease()
-                previous.delete_reference(ref.upstream_file_id)
+                router.call(previous.name, lambda: previous.delete_reference(ref.upstream_file_id))
         except ProviderError:
             log.warning("Task %s: upstream file %s not deleted", task.pk, ref.upstream_file_id)
         ReferenceImage.objects.filter(pk=ref.pk).update(upstream_file_id="", upstream_url="")
@@ -317,8 +358,10 @@ def deliver_references(task, provider):
     for ref in task.references.all():
         if not ref.upstream_url:
             task.extend_lease()  # ten slow uploads can outlast one lease
-            data, content_type = prepare_for_upstream(_read(ref.file))
-            ref.upstream_file_id, ref.upstream_url = provider.deliver_reference(data, content_type)
+            data, image_format = prepare_for_upstream(_read(ref.file))
+            ref.upstream_file_id, ref.upstream_url = router.call(
+                provider.name, lambda: provider.deliver_reference(data, image_format)
+            )
             ref.save(update_fields=["upstream_file_id", "upstream_url"])
         urls.append(ref.upstream_url)
     return urls
@@ -330,7 +373,7 @@ def follow(task):
         return
     try:
         task.extend_lease()
-        upstream = provider.get(task.upstream_id)
+        upstream = router.call(provider.name, lambda: provider.get(task.upstream_id))
     except ProviderError as e:
         if e.retryable:
             task.update_fields(next_check_at=backoff(task, e.retry_after, attempt=2))
@@ -354,7 +397,12 @@ def follow(task):
 
 
 def handle_error(task, error):
-    """Retryable errors go back to the queue with backoff (bounded); others end the task."""
+    """Retryable errors go back to the queue with backoff (bounded); others end the task. Waiting
+    for resting providers is not a try: it uses up no retry."""
+    if error.code == router.RESTING:
+        task.update_fields(next_check_at=backoff(task, error.retry_after, attempt=1), error_code=error.code,
+                           error_message=f"{error.message} Waiting…")
+        return
     if not error.retryable or task.retries >= settings.TASK_MAX_RETRIES:
         message = error.message
         if error.retryable:
@@ -537,7 +585,7 @@ def tidy(task):
         try:
             if provider:
                 task.extend_lease()
-                provider.delete_reference(ref.upstream_file_id)
+                router.call(provider.name, lambda: provider.delete_reference(ref.upstream_file_id))
             ReferenceImage.objects.filter(pk=ref.pk).update(upstream_file_id="")
         except ProviderError:
             log.warning("Task %s: upstream file %s not deleted", task.pk, ref.upstream_file_id)

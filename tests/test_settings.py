@@ -87,7 +87,7 @@ def test_the_secret_key_can_come_from_a_file(tmp_path):
 def test_callback_tokens_made_on_one_machine_verify_on_another_with_the_shared_key(tmp_path):
     """Two processes with the same SECRET_KEY but separate working folders (no shared .secret_key
     file) compute the same callback token: what the worker signs, the web machine accepts."""
-    code = "from gallery.providers.evolink import callback_token; print(callback_token('5f1c'))"
+    code = "from gallery.pipeline import callback_token; print(callback_token('5f1c'))"
     tokens = set()
     for machine in ("web", "worker"):
         result = subprocess.run(

@@ -1,6 +1,6 @@
 from .images import GalleryImage  # noqa: F401
 from .limits import Throttle  # noqa: F401
-from .providers import ProviderBalance, ProviderCall, ProviderResult, SandboxRun  # noqa: F401
+from .providers import ProviderCall, ProviderState, SandboxRun  # noqa: F401
 from .tasks import (  # noqa: F401
     FINAL_STATES,
     GenerationTask,

@@ -21,22 +21,10 @@ class ProviderCall(models.Model):
         return f"{self.provider} {'ok' if self.ok else self.code} at {self.at:%H:%M:%S}"
 
 
-class ProviderResult(models.Model):
-    """A synchronous provider's answer, kept so that `get(id)` can return it like an
-    asynchronous upstream would (its links die after a day, and so do these rows)."""
-
-    id = models.CharField(max_length=64, primary_key=True)
-    provider = models.CharField(max_length=20)
-    results = models.JSONField(default=list)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    def __str__(self):
-        return self.id
-
-
-class ProviderBalance(models.Model):
-    """A provider account's balance as the worker last read it: pages show this, never wait for
-    the upstream."""
+class ProviderState(models.Model):
+    """What the studio knows of a provider besides its calls: its account balance as the worker
+    last read it (pages show this and never wait for the upstream), and the probe a half-open
+    breaker lets through, one at a time across all workers."""
 
     provider = models.CharField(max_length=20, primary_key=True)
     credits = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
@@ -44,8 +32,9 @@ class ProviderBalance(models.Model):
         max_digits=14, decimal_places=4, null=True, blank=True, help_text="What this API key may still spend."
     )
     read_at = models.DateTimeField(null=True, blank=True, help_text="When the balance was last read.")
-    tried_at = models.DateTimeField(default=timezone.now)
+    tried_at = models.DateTimeField(null=True, blank=True)
     problem = models.TextField(blank=True, help_text="Why the last read failed.")
+    probe_until = models.DateTimeField(null=True, blank=True, help_text="A worker is probing a resting provider.")
 
     def __str__(self):
         return f"{self.provider}: {self.credits}"

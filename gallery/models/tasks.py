@@ -30,7 +30,8 @@ FINAL_STATES = {Status.COMPLETED, Status.FAILED, Status.CANCELLED}
 # Legal moves besides failing or cancelling, which any unfinished state may do. A retryable
 # upstream failure sends a submitted or running task back to the queue for a new attempt.
 TRANSITIONS = {
-    Status.QUEUED: {Status.SUBMITTED},
+    # A provider that answers at once with its images goes straight to storing them.
+    Status.QUEUED: {Status.SUBMITTED, Status.STORING},
     Status.SUBMITTED: {Status.RUNNING, Status.STORING, Status.QUEUED},
     Status.RUNNING: {Status.STORING, Status.QUEUED},
     Status.STORING: {Status.COMPLETED},

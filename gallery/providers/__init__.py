@@ -1,22 +1,39 @@
 from django.conf import settings
 
-from .base import ProviderError, UpstreamTask  # noqa: F401
+from .base import GenerationRequest, ProviderError, UpstreamTask  # noqa: F401
 
 LABELS = {"evolink": "EvoLink", "byteplus": "BytePlus ModelArk", "sandbox": "Sandbox"}
 # A real provider is configured when its key is set.
 KEY_SETTINGS = {"evolink": "EVOLINK_API_KEY", "byteplus": "BYTEPLUS_API_KEY"}
+_instances = {}
 
 
 def get_provider(name):
-    if name == "sandbox":
-        from .sandbox import SandboxProvider
-
-        return SandboxProvider()
+    """The provider called `name`, one instance per process and configuration, so its HTTP
+    clients (and their loaded CA bundle and open connections) are reused call after call."""
     if name in KEY_SETTINGS and not getattr(settings, KEY_SETTINGS[name]):
         raise ProviderError(
             f"{LABELS[name]} is no longer configured on this instance ({KEY_SETTINGS[name]} is not set).",
             code="provider_unavailable",
         )
+    if name not in LABELS:
+        raise ProviderError(f"The provider “{name}” is not available on this instance.", code="unknown_provider")
+    configuration = tuple(str(getattr(settings, setting, "")) for setting in CONFIGURATION[name])
+    built = _instances.get(name)
+    if built is None or built[0] != configuration:  # first use, or the settings changed (tests)
+        built = _instances[name] = (configuration, _build(name))
+    return built[1]
+
+
+# The settings each provider is built from.
+CONFIGURATION = {
+    "sandbox": (),
+    "evolink": ("EVOLINK_API_KEY", "EVOLINK_BASE_URL", "EVOLINK_FILES_URL", "ALLOW_HTTP_URLS", "ALLOW_LOOPBACK_URLS"),
+    "byteplus": ("BYTEPLUS_API_KEY", "BYTEPLUS_BASE_URL", "ALLOW_HTTP_URLS", "ALLOW_LOOPBACK_URLS"),
+}
+
+
+def _build(name):
     if name == "evolink":
         from .evolink import EvoLinkProvider
 
@@ -25,7 +42,9 @@ def get_provider(name):
         from .byteplus import BytePlusProvider
 
         return BytePlusProvider()
-    raise ProviderError(f"The provider “{name}” is not available on this instance.", code="unknown_provider")
+    from .sandbox import SandboxProvider
+
+    return SandboxProvider()
 
 
 def default_provider_name():

@@ -1,9 +1,10 @@
-"""The provider protocol: what the pipeline needs from any upstream that runs Seedream 4."""
+"""The provider protocol: what the pipeline needs from any upstream that runs Seedream, over plain data."""
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Iterator, Protocol
+
+from gallery import options
 
 # Upstream task error codes (SPEC §7): the final ones need the user to change something.
 FINAL_CODES = {
@@ -44,6 +45,29 @@ class ProviderError(Exception):
         return cls(message, code=code or "unknown_error", retryable=True)
 
 
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to generate, as plain data the pipeline builds from a task: providers never see a
+    database row."""
+
+    client_ref: str  # the studio's own id for the task (the sandbox keys its runs by it)
+    prompt: str  # as sent, with "Generate n different images." when asked
+    model: str
+    size: str  # a ratio or "auto"; ignored when custom_size is set
+    quality: str
+    n: int
+    priority: str
+    custom_size: tuple[int, int] | None = None
+    reference_urls: tuple[str, ...] = ()
+    reference_sizes: tuple[tuple[int, int], ...] = ()  # upright (width, height) of each reference
+    callback_url: str = ""
+
+    @property
+    def pixel_size(self):
+        """(width, height) asked for, or None for `auto` (the model decides)."""
+        return self.custom_size or options.pixel_size(self.size, self.quality)
+
+
 @dataclass
 class UpstreamTask:
     id: str
@@ -56,15 +80,14 @@ class UpstreamTask:
 class Provider(Protocol):
     name: str
 
-    def price(self, quality: str) -> Decimal: ...
-
-    def deliver_reference(self, data: bytes, content_type: str) -> tuple[str, str]:
+    def deliver_reference(self, data: bytes, image_format: str) -> tuple[str, str]:
         """Makes a reference image (JPEG or PNG, metadata stripped) reachable by the upstream;
         returns (file_id, url)."""
 
     def delete_reference(self, file_id: str) -> None: ...
 
-    def create(self, task, reference_urls: list[str]) -> UpstreamTask: ...
+    def create(self, request: GenerationRequest) -> UpstreamTask:
+        """Starts the task; a provider that answers at once returns it completed, with results."""
 
     def get(self, upstream_id: str) -> UpstreamTask: ...
 

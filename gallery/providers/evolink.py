@@ -1,25 +1,20 @@
 """EvoLink, the default real provider (SPEC §7): tasks, the file service for references, and
 the credit balance. Every failure becomes a ProviderError with a sentence for the history."""
 
-import email.utils
-import time
 from decimal import Decimal
 from urllib.parse import quote
 
-import httpx
 from django.conf import settings
-from django.utils.crypto import salted_hmac
+
+from gallery import options
 
 from .base import ProviderError, UpstreamTask
-from .http import USER_AGENT, open_url
+from .http import RETRYABLE_STATUSES, Upstream, status_error
 
-MODEL = "doubao-seedream-4.0"
-TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=60.0, pool=10.0)
-CREDITS_TIMEOUT = httpx.Timeout(10.0)  # read by the worker, never during a page
+CALL_DEADLINE = 60.0  # one API call, all of it (an upload of a 10 MB reference included)
+CREDITS_DEADLINE = 10.0  # read by the worker, never during a page
 CREDITS_PER_IMAGE = Decimal("1.6")
 STATUSES = {"pending", "processing", "completed", "failed"}
-RETRYABLE_STATUSES = {429, 500, 502, 503}
-MAX_RETRY_AFTER = 600.0
 
 # HTTP errors by status, as SPEC §7 documents them: the error type becomes the task's code.
 HTTP_ERRORS = {
@@ -60,23 +55,20 @@ class EvoLinkProvider:
     name = "evolink"
 
     def __init__(self):
-        self.api_key = settings.EVOLINK_API_KEY
         self.base_url = settings.EVOLINK_BASE_URL
         self.files_url = settings.EVOLINK_FILES_URL
+        self.http = Upstream("EvoLink", {"Authorization": f"Bearer {settings.EVOLINK_API_KEY}"})
 
-    def price(self, quality):
-        return Decimal(str(settings.PRICE_PER_IMAGE.get(self.name, 0)))
-
-    def create(self, task, reference_urls):
-        body = {"model": MODEL, "prompt": task.sent_prompt, "n": task.n, "prompt_priority": task.priority}
-        if task.custom_width:
-            body["size"] = f"{task.custom_width}x{task.custom_height}"
+    def create(self, request):
+        body = {"model": request.model, "prompt": request.prompt, "n": request.n, "prompt_priority": request.priority}
+        if request.custom_size:
+            body["size"] = "{}x{}".format(*request.custom_size)
         else:
-            body["size"], body["quality"] = task.size, task.quality
-        if reference_urls:
-            body["image_urls"] = list(reference_urls)
-        if settings.STUDIO_PUBLIC_URL.startswith("https://"):
-            body["callback_url"] = callback_url(task.pk)
+            body["size"], body["quality"] = request.size, request.quality
+        if request.reference_urls:
+            body["image_urls"] = list(request.reference_urls)
+        if request.callback_url:
+            body["callback_url"] = request.callback_url
         return parse_task(self._request("POST", f"{self.base_url}/v1/images/generations", json=body))
 
     def get(self, upstream_id):
@@ -88,12 +80,12 @@ class EvoLinkProvider:
             raise
         return parse_task(answer)
 
-    def deliver_reference(self, data, content_type):
-        name = "reference.png" if content_type == "image/png" else "reference.jpg"
+    def deliver_reference(self, data, image_format):
+        name = f"reference{options.extension(image_format)}"
         answer = self._request(
             "POST",
             f"{self.files_url}/api/v1/files/upload/stream",
-            files={"file": (name, data, content_type)},
+            files={"file": (name, data, options.content_type(image_format))},
             file_service=True,
         )
         found = answer.get("data") if answer.get("success") is not False else None
@@ -110,13 +102,13 @@ class EvoLinkProvider:
                 raise
 
     def open_result(self, url):
-        return open_url(url)
+        return self.http.open_result(url)
 
     def credits(self):
         """The account's remaining credits: {"user": …, "images": about how many images they
         buy, "token": what this key may still spend, None when unlimited}. Raises
-        ProviderError, quickly, when EvoLink cannot tell."""
-        answer = self._request("GET", f"{self.base_url}/v1/credits", timeout=CREDITS_TIMEOUT)
+        ProviderError when EvoLink cannot tell."""
+        answer = self._request("GET", f"{self.base_url}/v1/credits", deadline=CREDITS_DEADLINE)
         data = answer.get("data")
         user = data.get("user") if isinstance(data, dict) else None
         token = data.get("token") if isinstance(data, dict) else None
@@ -130,26 +122,14 @@ class EvoLinkProvider:
         images = int(Decimal(str(remaining)) / CREDITS_PER_IMAGE) if remaining > 0 else 0
         return {"user": remaining, "images": images, "token": token_left}
 
-    def _request(self, method, url, *, timeout=None, file_service=False, **kwargs):
+    def _request(self, method, url, *, deadline=None, file_service=False, **kwargs):
         """The JSON object EvoLink answered; network trouble, HTTP errors and unreadable
         answers all become ProviderErrors."""
-        headers = {"User-Agent": USER_AGENT, "Authorization": f"Bearer {self.api_key}"}
-        try:
-            with httpx.Client(timeout=timeout or TIMEOUT, headers=headers) as client:
-                response = client.request(method, url, **kwargs)
-        except httpx.TimeoutException as e:
-            raise ProviderError("EvoLink did not answer in time.", code="timeout", retryable=True) from e
-        except httpx.HTTPError as e:
-            message = f"The studio could not reach EvoLink ({e.__class__.__name__})."
-            raise ProviderError(message, code="network", retryable=True) from e
-        try:
-            body = response.json() if response.content else {}
-        except ValueError:
-            body = None
-        if response.status_code >= 400:
+        status, body, headers = self.http.call(method, url, deadline=deadline or CALL_DEADLINE, **kwargs)
+        if status >= 300:
             if file_service:
-                raise file_service_error(response.status_code, body, response.headers)
-            raise http_error(response.status_code, body, response.headers)
+                raise file_service_error(status, body, headers)
+            raise http_error(status, body, headers)
         if not isinstance(body, dict):
             raise unreadable()
         return body
@@ -174,17 +154,7 @@ def parse_task(answer):
 
 
 def http_error(status, body, headers):
-    found = body.get("error") if isinstance(body, dict) else None
-    found = found if isinstance(found, dict) else {}
-    fallback = (str(found.get("type") or f"http_{status}"), f"EvoLink answered HTTP {status}.")
-    code, sentence = HTTP_ERRORS.get(status, fallback)
-    retryable = status in RETRYABLE_STATUSES
-    detail = str(found.get("message") or "")[:300]
-    if detail and status not in (401, 402) and not retryable:
-        # For refusals EvoLink's own words say what to change (e.g. why content was blocked).
-        sentence = f"{sentence} EvoLink said: “{detail}”"
-    after = retry_after(headers.get("Retry-After")) if retryable else None
-    return ProviderError(sentence, code=code, retryable=retryable, retry_after=after)
+    return status_error("EvoLink", status, body, headers, HTTP_ERRORS)
 
 
 def file_service_error(status, body, headers=None):
@@ -207,30 +177,6 @@ def file_service_error(status, body, headers=None):
 
 def unreadable():
     return ProviderError(UNREADABLE, code="invalid_response", retryable=True)
-
-
-def retry_after(value):
-    """Seconds from a Retry-After header (a number or an HTTP date), capped; None if absent."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-def callback_token(task_id):
-    """Unguessable per task, and needs no stored secret: the callback endpoint recomputes it."""
-    return salted_hmac("gallery.evolink.callback", str(task_id), algorithm="sha256").hexdigest()[:32]
-
-
-def callback_url(task_id):
-    # The callback only wakes the task up; the studio re-reads the task with GET (SPEC §7).
-    return f"{settings.STUDIO_PUBLIC_URL}/upstream/evolink/{task_id}/{callback_token(task_id)}/"
 
 
 def _is_http(url):

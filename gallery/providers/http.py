@@ -1,10 +1,16 @@
-"""Streaming download of result images over HTTP, shared by the real providers.
+"""The one HTTP path of every upstream call: a provider's API calls and its result downloads.
 
-A provider's result links are not ours: CDNs answer with redirects, and a link could point
-anywhere. Every hop goes through the same checks as a URL a user gives (gallery.netguard): https
-only outside development, public addresses only, connected to the address that was checked.
+Each provider keeps one `Upstream` (a new client loads the CA bundle each time, 20 ms). Every call
+has one total deadline (not a timeout per phase) and a byte cap, through gallery.netguard. The
+provider's API address was configured by the operator and is called as it is; result links are
+not ours (CDNs answer with redirects, a link could point anywhere), so every hop goes through
+the same address checks as a URL a user gives: https only outside development, public addresses
+only, connected to the address that was checked.
 """
 
+import email.utils
+import json
+import time
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -15,7 +21,10 @@ from .base import ProviderError
 
 USER_AGENT = "SeedreamStudio/1.0 (+self-hosted)"
 MAX_REDIRECTS = 5
-# One image's whole download, redirects included; kept well inside the task's lease.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # an API answer (JSON) larger than this is not one
+RETRYABLE_STATUSES = {429, 500, 502, 503}
+MAX_RETRY_AFTER = 600.0
+# One image's whole download, redirects included.
 RESULT_DEADLINE_SECONDS = 120.0
 
 
@@ -23,13 +32,87 @@ def url_policy():
     return netguard.Policy(allow_http=settings.ALLOW_HTTP_URLS, allow_loopback=settings.ALLOW_LOOPBACK_URLS)
 
 
-def results_client():
-    """One client for a provider's downloads: a new client loads the CA bundle each time."""
-    return netguard.make_client(url_policy(), headers={"User-Agent": USER_AGENT})
+def within_lease(seconds):
+    """A call's deadline, kept inside the task's lease: the pipeline renews the lease before each
+    call, so no second worker can take the task (and pay again) while one is still waiting."""
+    return min(seconds, max(5.0, settings.TASK_LEASE_SECONDS - 10.0))
 
 
-def result_deadline():
-    return min(RESULT_DEADLINE_SECONDS, max(5.0, settings.TASK_LEASE_SECONDS - 10.0))
+class Upstream:
+    """One provider's HTTP: its API client, its downloads client, and how its errors read."""
+
+    def __init__(self, label, headers):
+        self.label = label
+        self.api = netguard.make_client(netguard.CONFIGURED, headers={"User-Agent": USER_AGENT, **headers})
+        self.downloads = netguard.make_client(url_policy(), headers={"User-Agent": USER_AGENT})
+
+    def call(self, method, url, *, deadline=60.0, **kwargs):
+        """(status, JSON body or None, headers) of one API call; network trouble and timeouts
+        become retryable ProviderErrors that name the provider."""
+        try:
+            answer = netguard.request(
+                self.api, url, netguard.CONFIGURED, max_bytes=MAX_ANSWER_BYTES,
+                deadline_seconds=within_lease(deadline), method=method, **kwargs,
+            )
+        except netguard.FetchError as e:
+            if e.code == "timeout":
+                raise ProviderError(f"{self.label} did not answer in time.", code="timeout", retryable=True) from e
+            message = f"The studio could not reach {self.label} ({e.message})"
+            raise ProviderError(message, code="network", retryable=True) from e
+        except netguard.UnsafeURL as e:  # a malformed configured address
+            raise ProviderError(f"{self.label}'s address is not usable: {e.message}", code="network") from e
+        try:
+            body = json.loads(answer.content) if answer.content else {}
+        except ValueError:
+            body = None
+        return answer.status, body, answer.headers
+
+    @contextmanager
+    def open_result(self, url):
+        with open_url(url, self.downloads) as chunks:
+            yield chunks
+
+
+def status_error(label, status, body, headers, sentences, refusal=None):
+    """The ProviderError for an upstream's HTTP error answer, read alike for every provider.
+
+    `sentences` maps a status, or (status, error code), to (our code, a sentence for the history);
+    `refusal(code, detail)` reads a 400 (a refusal of the task's own content or settings) when the
+    provider words those in its own way. 429 and 5xx are worth retrying, after Retry-After.
+    """
+    found = body.get("error") if isinstance(body, dict) else None
+    found = found if isinstance(found, dict) else {}
+    code = str(found.get("code") or "")
+    detail = str(found.get("message") or (body.get("msg") if isinstance(body, dict) else "") or "")[:300]
+    retryable = status in RETRYABLE_STATUSES
+    if status == 400 and refusal and not retryable:
+        return refusal(code, detail)
+    specific = sentences.get((status, code))
+    kind, sentence = (
+        specific
+        or sentences.get(status)
+        or (str(found.get("type") or f"http_{status}"), f"{label} answered HTTP {status}.")
+    )
+    if detail and not (retryable or specific or status in (401, 402)):
+        # For refusals the upstream's own words say what to change (e.g. why content was blocked);
+        # an error we know by its code already has a sentence that says it.
+        sentence = f"{sentence} {label} said: “{detail}”"
+    after = retry_after(headers.get("Retry-After")) if retryable else None
+    return ProviderError(sentence, code=kind, retryable=retryable, retry_after=after)
+
+
+def retry_after(value):
+    """Seconds from a Retry-After header (a number or an HTTP date), capped; None if absent."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 @contextmanager
@@ -39,11 +122,11 @@ def open_url(url, http_client=None):
     answers are final; server errors, timeouts and network trouble are worth retrying.
     """
     own = http_client is None
-    http_client = http_client or results_client()
+    http_client = http_client or netguard.make_client(url_policy(), headers={"User-Agent": USER_AGENT})
     try:
         with netguard.open_stream(
             http_client, url, url_policy(), max_bytes=settings.MAX_RESULT_BYTES,
-            deadline_seconds=result_deadline(), max_redirects=MAX_REDIRECTS,
+            deadline_seconds=within_lease(RESULT_DEADLINE_SECONDS), max_redirects=MAX_REDIRECTS,
         ) as body:
             yield body
     except netguard.UnsafeURL as e:

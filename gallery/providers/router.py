@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from gallery.models import ProviderBalance, ProviderCall
+from gallery.models import ProviderCall, ProviderState
 
 from . import KEY_SETTINGS, LABELS, ProviderError, get_provider, price_per_image
 
@@ -26,6 +26,7 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 # provider may well run the task, so these fail over like passing errors do.
 ACCOUNT_CODES = {"authentication_error", "insufficient_quota_error", "permission_error"}
 RECENT = timedelta(hours=24)
+RESTING = "providers_resting"
 ALL_RESTING = (
     "Every provider failed several times in a row just now, so the studio is giving them a "
     "short rest before trying again."
@@ -56,43 +57,77 @@ def first_choice():
     return next((name for name in names if breaker(name)[0] != OPEN), names[0])
 
 
-def create(task, attempt):
+def create(task_id, attempt):
     """Calls `attempt(provider)` (deliver the references, create the task) at each usable
     provider, cheapest first, until one accepts; returns (provider, UpstreamTask).
 
-    A refusal of the task itself (its prompt, its settings) is raised at once: the next
-    provider would refuse it too. When every provider failed, the first passing error is
-    raised (the pipeline retries it later), else the first final one.
+    A half-open provider is tried by one task at a time across all workers (the probe); the
+    others pass it by as if it were still resting. A refusal of the task itself (its prompt,
+    its settings) is raised at once: the next provider would refuse it too. When every
+    provider failed, the first passing error is raised (the pipeline retries it later), else
+    the first final one. Every upstream call inside `attempt` goes through `call`, which
+    records it for the breaker.
     """
     now = timezone.now()
-    usable, reopen_at = [], []
+    usable, reopen_at, probing = [], [], set()
     for name in configured():
         state, until = breaker(name, now)
         if state == OPEN:
             reopen_at.append(until)
+        elif state == HALF_OPEN and not claim_probe(name, now):
+            reopen_at.append(now + timedelta(seconds=settings.BREAKER_COOLDOWN_SECONDS / 4))
         else:
             usable.append(name)
+            if state == HALF_OPEN:
+                probing.add(name)
     if not usable:
-        wait = (min(reopen_at) - now).total_seconds()
+        wait = max(0.0, (min(reopen_at) - now).total_seconds())
         last = ProviderCall.objects.filter(ok=False).order_by("-at", "-id").first()
         message = f"{ALL_RESTING} Last problem: {last.message}" if last and last.message else ALL_RESTING
-        raise ProviderError(message, code="providers_resting", retryable=True, retry_after=wait)
+        raise ProviderError(message, code=RESTING, retryable=True, retry_after=wait)
     errors = []
     for name in usable:
         provider = get_provider(name)
         try:
-            created = attempt(provider)
+            return provider, attempt(provider)
         except ProviderError as e:
-            provider_failed = e.retryable or e.code in ACCOUNT_CODES
-            record(name, ok=not provider_failed, code=e.code, message=e.message)
-            if not provider_failed:
+            if not provider_failed(e):
                 raise
-            log.warning("Task %s: %s failed (%s); trying the next provider", task.pk, name, e.code)
+            log.warning("Task %s: %s failed (%s); trying the next provider", task_id, name, e.code)
             errors.append(e)
-            continue
-        record(name, ok=True)
-        return provider, created
+        finally:
+            if name in probing:
+                release_probe(name)
     raise next((e for e in errors if e.retryable), errors[0])
+
+
+def call(name, operation):
+    """Runs one upstream call of provider `name` (any kind: create, status, file upload) and
+    records how it went: the breaker counts every call that fails."""
+    try:
+        result = operation()
+    except ProviderError as e:
+        record(name, ok=not provider_failed(e), code=e.code, message=e.message)
+        raise
+    record(name, ok=True)
+    return result
+
+
+def provider_failed(error):
+    """A passing error or an account problem is the provider's; a refusal of the task is not."""
+    return error.retryable or error.code in ACCOUNT_CODES
+
+
+def claim_probe(name, now):
+    """Whether this worker may send the one probe a half-open provider gets at a time."""
+    ProviderState.objects.get_or_create(provider=name)
+    until = now + timedelta(seconds=settings.TASK_LEASE_SECONDS)
+    free = Q(probe_until__isnull=True) | Q(probe_until__lt=now)
+    return bool(ProviderState.objects.filter(free, provider=name).update(probe_until=until))
+
+
+def release_probe(name):
+    ProviderState.objects.filter(provider=name, probe_until__isnull=False).update(probe_until=None)
 
 
 def record(name, ok, code="", message=""):
@@ -136,9 +171,9 @@ def read_balances():
         try:
             balance = provider.credits()
         except ProviderError as e:
-            ProviderBalance.objects.update_or_create(provider=name, defaults={"tried_at": now, "problem": e.message})
+            ProviderState.objects.update_or_create(provider=name, defaults={"tried_at": now, "problem": e.message})
             continue
-        ProviderBalance.objects.update_or_create(
+        ProviderState.objects.update_or_create(
             provider=name,
             defaults={
                 "credits": Decimal(str(balance["user"])),

@@ -12,7 +12,6 @@ import re
 import secrets
 import uuid
 from contextlib import contextmanager
-from decimal import Decimal
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -43,34 +42,29 @@ def markers(prompt):
     return {name: value for name, value in MARKER.findall(prompt)}
 
 
-def output_size(task):
-    if task.custom_width:
-        return task.custom_width, task.custom_height
-    ratio = task.size
-    if ratio == "auto":
-        first = task.references.first()
-        ratio = options.nearest_ratio(first.width, first.height) if first else "1:1"
-    return options.pixel_size(ratio, task.quality)
+def output_size(request):
+    if request.pixel_size:
+        return request.pixel_size
+    # `auto`: the shape of the first reference, as the model would pick it; square without one.
+    first = request.reference_sizes[0] if request.reference_sizes else None
+    return options.pixel_size(options.nearest_ratio(*first) if first else "1:1", request.quality)
 
 
 class SandboxProvider:
     name = "sandbox"
 
-    def price(self, quality):
-        return Decimal(str(settings.PRICE_PER_IMAGE["sandbox"]))
-
-    def deliver_reference(self, data, content_type):
+    def deliver_reference(self, data, image_format):
         """Keeps what an upstream's file service would receive, under a random name."""
-        ext = ".png" if content_type == "image/png" else ".jpg"
-        name = default_storage.save(f"sandbox/uploads/{secrets.token_hex(12)}{ext}", ContentFile(data))
+        name = f"sandbox/uploads/{secrets.token_hex(12)}{options.extension(image_format)}"
+        name = default_storage.save(name, ContentFile(data))
         return name, f"sandbox://file/{name}"
 
     def delete_reference(self, file_id):
         if file_id.startswith("sandbox/uploads/"):
             default_storage.delete(file_id)
 
-    def create(self, task, reference_urls):
-        found = markers(task.prompt)
+    def create(self, request):
+        found = markers(request.prompt)
         if "http" in found:
             status = int(found["http"]) if found["http"].isdigit() else 500
             kind, retryable = HTTP_ERRORS.get(status, ("internal_server_error", True))
@@ -79,24 +73,24 @@ class SandboxProvider:
                 code=kind,
                 retryable=retryable,
             )
-        attempt = SandboxRun.objects.filter(client_ref=str(task.pk)).count() + 1
+        attempt = SandboxRun.objects.filter(client_ref=request.client_ref).count() + 1
         failure = found.get("fail", "")
         if "flaky" in found and attempt == 1:
             failure = "service_error"
-        width, height = output_size(task)
-        count = min(task.n, int(found["fewer"])) if found.get("fewer", "").isdigit() else task.n
+        width, height = output_size(request)
+        count = min(request.n, int(found["fewer"])) if found.get("fewer", "").isdigit() else request.n
         run = SandboxRun.objects.create(
             id=f"sandbox-{uuid.uuid4().hex}",
-            client_ref=str(task.pk),
+            client_ref=request.client_ref,
             params={
-                "prompt": task.sent_prompt,
+                "prompt": request.prompt,
                 "width": width,
                 "height": height,
                 "count": count,
                 "failure": failure,
                 "run_seconds": float(found["slow"]) if found.get("slow", "").replace(".", "").isdigit()
                 else (120.0 if "slow" in found else settings.SANDBOX_RUN_SECONDS),
-                "references": [url.removeprefix("sandbox://file/") for url in reference_urls],
+                "references": [url.removeprefix("sandbox://file/") for url in request.reference_urls],
             },
         )
         return UpstreamTask(id=run.id, status="pending")

@@ -7,7 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from gallery import pipeline
-from gallery.providers.evolink import callback_token
+from gallery.pipeline import callback_token
 
 
 @csrf_exempt

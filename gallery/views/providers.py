@@ -1,7 +1,7 @@
 from django.shortcuts import render
 
 from gallery.access import manager_required
-from gallery.models import ProviderBalance
+from gallery.models import ProviderState
 from gallery.providers import KEY_SETTINGS, LABELS, router
 from gallery.providers.evolink import CREDITS_PER_IMAGE
 
@@ -11,7 +11,7 @@ def providers(request):
     rows = router.overview()
     configured = {row["name"] for row in rows}
     # The worker reads the balance every few minutes; the page only shows what it last read.
-    balance = ProviderBalance.objects.filter(provider="evolink").first() if "evolink" in configured else None
+    balance = ProviderState.objects.filter(provider="evolink").first() if "evolink" in configured else None
     ctx = {
         "rows": rows,
         "evolink_configured": "evolink" in configured,

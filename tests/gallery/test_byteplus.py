@@ -6,15 +6,13 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
-from django.utils import timezone
 from PIL import Image
 
 from gallery import pipeline
 from gallery.forms.studio import CheckedReference
 from gallery.images.decode import inspect_image
-from gallery.models import ProviderResult, Status
+from gallery.models import Status
 from gallery.providers import ProviderError, byteplus
 from gallery.providers.base import FINAL_CODES
 from tests.factories import make_reference, make_task, run_until_final
@@ -38,9 +36,9 @@ def test_a_task_runs_in_one_call_and_its_images_are_stored_at_once(fake, team, a
     task = make_task(team, alice, prompt="Two kites", n=2, size="16:9")
     assert task.provider == "byteplus" and task.price_per_image == Decimal("0.03")
 
-    pipeline.advance(task.pk)  # the one call
+    pipeline.advance(task.pk)  # the one call, and the images stored right after it
     task.refresh_from_db()
-    assert task.status == Status.SUBMITTED and task.next_check_at <= timezone.now()
+    assert task.status == Status.COMPLETED and task.submitted_at <= task.storing_at
     task = run_until_final(task)
 
     assert task.status == Status.COMPLETED
@@ -146,7 +144,7 @@ def test_passing_errors_are_retried(status, fake, team, alice):
 
 
 def test_a_slow_answer_times_out_and_is_retried(fake, team, alice, monkeypatch):
-    monkeypatch.setattr(byteplus, "TIMEOUT", httpx.Timeout(0.3))
+    monkeypatch.setattr(byteplus, "CALL_DEADLINE", 0.3)
     fake.slow_seconds = 1.5
     fake.fault("create", "slow")
     task = make_task(team, alice)
@@ -167,27 +165,23 @@ def test_an_unreadable_answer_is_retried(fake, team, alice):
     assert run_until_final(task).status == Status.COMPLETED
 
 
-def test_the_answer_is_kept_so_get_returns_it(fake, team, alice):
+def test_what_create_answered_is_stored_and_nothing_is_followed(fake, team, alice):
     task = make_task(team, alice)
-    provider = byteplus.BytePlusProvider()
-    created = provider.create(task, [])
-    assert created.status == "completed" and len(created.results) == 1
-    assert provider.get(created.id).results == created.results
-    assert ProviderResult.objects.get(pk=created.id).provider == "byteplus"
+    pipeline.advance(task.pk)
+    task.refresh_from_db()
+    assert task.status == Status.COMPLETED and len(task.result_urls) == 1
+    assert [r.method for r in fake.received if r.path.startswith("/api/v3/")] == ["POST"]
     with pytest.raises(ProviderError) as error:
-        provider.get("byteplus-unknown")
+        byteplus.BytePlusProvider().get(task.upstream_id)
     assert error.value.code == "resource_not_found" and not error.value.retryable
 
 
-def test_the_default_read_timeout_stays_inside_the_task_lease(fake, team, alice, settings, monkeypatch):
+def test_the_call_may_last_the_task_lease_less_a_margin(fake, team, alice, settings, monkeypatch):
+    from gallery import netguard
+
     settings.TASK_LEASE_SECONDS = 120
     seen = []
-    original = httpx.Client.__init__
-
-    def spy(self, *args, **kwargs):
-        seen.append(kwargs["timeout"])
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(httpx.Client, "__init__", spy)
-    byteplus.BytePlusProvider().create(make_task(team, alice), [])
-    assert seen[0].read == 100.0
+    original = netguard.request
+    monkeypatch.setattr(netguard, "request", lambda *a, **k: seen.append(k["deadline_seconds"]) or original(*a, **k))
+    run_until_final(make_task(team, alice))
+    assert seen == [110.0]

@@ -7,7 +7,7 @@ from django_tasks_db.models import DBTaskResult
 
 from gallery import pipeline
 from gallery.models import GenerationTask, Status
-from gallery.providers.evolink import callback_token
+from gallery.pipeline import callback_token
 from tests.factories import make_task
 
 

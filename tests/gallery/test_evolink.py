@@ -20,7 +20,7 @@ from gallery import pipeline
 from gallery.forms.studio import CheckedReference
 from gallery.images.decode import inspect_image
 from gallery.models import GenerationTask, Status
-from gallery.providers import evolink
+from gallery.providers import evolink, http
 from gallery.providers.base import FINAL_CODES, RETRYABLE_CODES, UNKNOWN_FAILURE
 from tests.factories import make_reference, make_task, run_until_final
 from tests.fakes.evolink import FakeEvoLink
@@ -124,9 +124,9 @@ def test_a_callback_url_is_sent_only_with_a_public_https_address(fake, team, ali
     assert task.status == Status.COMPLETED
     assert ["callback_url" in body for body in fake.created] == [False, False, True]
     url = fake.created[2]["callback_url"]
-    token = evolink.callback_token(task.pk)
+    token = pipeline.callback_token(task.pk)
     assert url == f"https://studio.example.com/upstream/evolink/{task.pk}/{token}/"
-    assert len(token) == 32 and token != evolink.callback_token(uuid.uuid4())
+    assert len(token) == 32 and token != pipeline.callback_token(uuid.uuid4())
 
 
 # Task failures by error code ----------------------------------------------------------------
@@ -270,7 +270,7 @@ def test_a_wrong_key_is_refused_with_a_message_for_the_administrator(fake, team,
 
 
 def test_a_slow_answer_times_out_and_is_retried(fake, team, alice, monkeypatch):
-    monkeypatch.setattr(evolink, "TIMEOUT", httpx.Timeout(0.3))
+    monkeypatch.setattr(evolink, "CALL_DEADLINE", 0.3)
     fake.slow_seconds = 1.5
     fake.fault("create", "slow")
     task = make_task(team, alice)
@@ -451,12 +451,12 @@ def test_the_credit_balance_is_read(fake):
     "header,seconds", [("7", 7.0), ("0", 0.0), ("99999", 600.0), ("soon", None), (None, None)]
 )
 def test_retry_after_is_read_as_seconds_and_capped(header, seconds):
-    assert evolink.retry_after(header) == seconds
+    assert http.retry_after(header) == seconds
 
 
 def test_retry_after_may_be_an_http_date():
     when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
-    assert 28 <= evolink.retry_after(when) <= 31
+    assert 28 <= http.retry_after(when) <= 31
 
 
 @pytest.mark.django_db(transaction=True)

@@ -358,13 +358,13 @@ def test_references_reach_the_provider_as_png_or_jpeg_without_metadata(team, ali
     original = SandboxProvider.deliver_reference
     monkeypatch.setattr(
         SandboxProvider, "deliver_reference",
-        lambda self, data, content_type: received.append((data, content_type)) or original(self, data, content_type),
+        lambda self, data, image_format: received.append((data, image_format)) or original(self, data, image_format),
     )
     task = make_task(team, alice, references=refs)
     pipeline.advance(task.pk)
 
     (png_data, png_type), (jpeg_data, jpeg_type) = received
-    assert (png_type, jpeg_type) == ("image/png", "image/jpeg")
+    assert (png_type, jpeg_type) == ("PNG", "JPEG")
     with Image.open(io.BytesIO(png_data)) as sent:
         assert sent.format == "PNG" and not sent.getexif()
         assert sent.convert("RGB").tobytes() == source.tobytes()  # lossless

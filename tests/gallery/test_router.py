@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from gallery import pipeline
-from gallery.models import ProviderCall, Status
+from gallery.models import GenerationTask, ProviderCall, Status
 from gallery.providers import router
 from tests.factories import make_reference, make_task, run_until_final
 from tests.fakes.byteplus import FakeBytePlus
@@ -177,3 +177,51 @@ def test_failing_over_makes_no_request_inside_a_database_transaction(evolink, by
     ports = {httpx.URL(fake.url).port for fake in (evolink, byteplus)}
     assert {port for port, _ in seen} == ports
     assert not [call for call in seen if call[1]]
+
+
+# The breaker counts every kind of call, lets one probe through, and waiting costs no retry ----
+
+
+def test_failing_status_checks_and_file_uploads_count_towards_the_breaker(evolink, team, alice):
+    evolink.fault("upload", 503)
+    evolink.fault("get", 503, times=2)
+    task = run_until_final(make_task(team, alice, references=[make_reference()]))
+    assert task.status == Status.COMPLETED
+    failed = list(ProviderCall.objects.filter(provider="evolink", ok=False).values_list("code", flat=True))
+    assert failed == ["service_unavailable_error"] * 3  # one upload and two status checks
+
+
+def test_a_resting_provider_costs_a_waiting_task_no_retry(evolink, team, alice, settings):
+    for _ in range(settings.BREAKER_FAILURES):
+        router.record("evolink", ok=False, code="service_unavailable_error", message="EvoLink is down.")
+    task = make_task(team, alice)
+    for _ in range(3):
+        pipeline.advance(task.pk)
+        task.refresh_from_db()
+        task.next_check_at = timezone.now()
+        task.save(update_fields=["next_check_at"])
+    assert task.status == Status.QUEUED and task.retries == 0
+    assert task.error_code == router.RESTING and "giving them a short rest" in task.error_message
+    assert evolink.created == []
+    let_cool_down_pass(settings)
+    assert run_until_final(task).status == Status.COMPLETED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_half_open_provider_gets_one_probe_at_a_time_across_workers(evolink, team, alice, settings):
+    from tests.gallery.test_races import race
+
+    for _ in range(settings.BREAKER_FAILURES):
+        router.record("evolink", ok=False, code="service_unavailable_error")
+    let_cool_down_pass(settings)
+    assert breaker("evolink") == router.HALF_OPEN
+    evolink.slow_seconds = 0.5
+    evolink.fault("create", "slow", times=None)  # the probe takes a while: the others arrive meanwhile
+    tasks = [make_task(team, alice, prompt=f"Probe {i}") for i in range(3)]
+
+    race(*[lambda t=t: pipeline.advance(t.pk) for t in tasks])
+
+    assert len(evolink.created) == 1  # one probe; the other two waited without a try
+    waiting = GenerationTask.objects.filter(status=Status.QUEUED)
+    assert waiting.count() == 2 and all(t.retries == 0 and t.error_code == router.RESTING for t in waiting)
+    assert breaker("evolink") == router.CLOSED  # the probe succeeded
