@@ -32,11 +32,7 @@ urlpatterns = [
     path("signup/", accounts.signup, name="signup"),
     path("login/", accounts.login, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path(
-        "password/change/",
-        auth_views.PasswordChangeView.as_view(success_url="/password/change/done/"),
-        name="password_change",
-    ),
+    path("password/change/", accounts.password_change, name="password_change"),
     path(
         "password/change/done/",
         auth_views.PasswordChangeDoneView.as_view(),
@@ -48,11 +44,7 @@ urlpatterns = [
         auth_views.PasswordResetDoneView.as_view(),
         name="password_reset_done",
     ),
-    path(
-        "password/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(success_url="/password/reset/complete/"),
-        name="password_reset_confirm",
-    ),
+    path("password/reset/<uidb64>/<token>/", accounts.password_reset_confirm, name="password_reset_confirm"),
     path(
         "password/reset/complete/",
         auth_views.PasswordResetCompleteView.as_view(),

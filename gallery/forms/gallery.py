@@ -1,5 +1,6 @@
 """The gallery's query string (search, filters, page token) and its selections of images."""
 
+from datetime import date
 from urllib.parse import urlencode
 
 from django import forms
@@ -15,6 +16,9 @@ RATIO_CHOICES = (
 )
 QUALITY_CHOICES = [("", "Any quality")] + [(q, q) for q in options.QUALITIES]
 FILTERS = ("q", "member", "ratio", "quality", "since", "until", "favourites")
+# Dates outside these years cannot be turned into a moment in every time zone (year 1 in Tokyo
+# is before year 1 in UTC), and no image was made then.
+EARLIEST, LATEST = date(2000, 1, 1), date(9998, 12, 31)
 MAX_SELECTION = 500  # well under DATA_UPLOAD_MAX_NUMBER_FIELDS (1,000)
 
 
@@ -53,6 +57,9 @@ class GalleryFilters(forms.Form):
     def clean(self):
         cleaned = super().clean()
         since, until = cleaned.get("since"), cleaned.get("until")
+        for name, day in (("since", since), ("until", until)):
+            if day and not EARLIEST <= day <= LATEST:
+                self.add_error(name, f"Pick a date between {EARLIEST:%Y} and {LATEST:%Y}.")
         if since and until and since > until:
             self.add_error("until", "The end date is before the start date.")
         return cleaned

@@ -27,6 +27,7 @@ from gallery.images.decode import (
 from gallery.models import GalleryImage, GenerationTask, ReferenceImage
 from gallery.options import say
 
+SUBMIT_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 CUSTOM_SIZE = re.compile(r"^\s*([0-9]{1,5})\s*[x×X*]\s*([0-9]{1,5})\s*$")
 
 
@@ -206,7 +207,7 @@ class SubmitForm(forms.Form):
     )
     priority = forms.ChoiceField(choices=options.PRIORITIES, initial="standard")
     # Set when the form is rendered: a double submit of one form creates one task.
-    submit_token = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    submit_token = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, team=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -216,6 +217,11 @@ class SubmitForm(forms.Form):
 
     def clean_prompt(self):
         return clean_prompt(self.cleaned_data.get("prompt"))
+
+    def clean_submit_token(self):
+        """A hidden field nobody types: a malformed token only means no double-click guard."""
+        token = self.cleaned_data.get("submit_token") or ""
+        return token if SUBMIT_TOKEN.fullmatch(token) else ""
 
     def clean_references(self):
         files = self.cleaned_data.get("references") or []

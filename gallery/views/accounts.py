@@ -20,6 +20,19 @@ def form_data(request):
     return request.POST if request.method == "POST" else None
 
 
+def render_form(request, template, ctx):
+    """A page with a form: a rejected submission comes back with its errors and a 400."""
+    form = ctx["form"]
+    return render(request, template, ctx, status=400 if form.is_bound and form.errors else 200)
+
+
+class RejectedIs400:
+    """For Django's own form views: a rejected form is bad input, answered with a 400."""
+
+    def form_invalid(self, form):
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
 @require_http_methods(["GET", "POST"])
 def welcome(request):
     """First run: creates the first team and its owner (who also runs the instance)."""
@@ -37,11 +50,11 @@ def welcome(request):
             messages.info(request, "This studio was set up a moment ago. Sign in, or ask its owner for an invite.")
             return redirect("login")
         except EmailTaken:
-            return render(request, "registration/welcome.html", {"form": form})
+            return render_form(request, "registration/welcome.html", {"form": form})
         auth_login(request, user, backend=BACKEND)
         messages.success(request, f"Welcome to Seedream Studio! {team.name} is ready.")
         return redirect("studio")
-    return render(request, "registration/welcome.html", {"form": form})
+    return render_form(request, "registration/welcome.html", {"form": form})
 
 
 @require_http_methods(["GET", "POST"])
@@ -54,14 +67,29 @@ def signup(request):
         try:
             user = form.create_user()
         except EmailTaken:
-            return render(request, "registration/signup.html", {"form": form})
+            return render_form(request, "registration/signup.html", {"form": form})
         auth_login(request, user, backend=BACKEND)
         return redirect("team_create")
-    return render(request, "registration/signup.html", {"form": form})
+    return render_form(request, "registration/signup.html", {"form": form})
 
 
-login = auth_views.LoginView.as_view(authentication_form=LoginForm, redirect_authenticated_user=True)
-class PasswordResetView(auth_views.PasswordResetView):
+class LoginView(RejectedIs400, auth_views.LoginView):
+    authentication_form = LoginForm
+    redirect_authenticated_user = True
+
+
+class PasswordChangeView(RejectedIs400, auth_views.PasswordChangeView):
+    success_url = "/password/change/done/"
+
+
+class PasswordResetConfirmView(RejectedIs400, auth_views.PasswordResetConfirmView):
+    success_url = "/password/reset/complete/"
+
+
+login = LoginView.as_view()
+password_change = PasswordChangeView.as_view()
+password_reset_confirm = PasswordResetConfirmView.as_view()
+class PasswordResetView(RejectedIs400, auth_views.PasswordResetView):
     """Throttled per IP (a visible refusal) and per address (silently: the page must not tell
     whether an address has an account), so a script cannot flood someone's inbox."""
 

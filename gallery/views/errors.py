@@ -21,6 +21,14 @@ def bad_request(request, exception=None):
 
 
 
+def csrf_failure(request, reason=""):
+    message = (
+        "This form could not be accepted: it was open too long, or the browser blocked the studio's "
+        "cookie. Nothing was saved. Reload the page and try again."
+    )
+    return render(request, "error.html", {"title": "Form expired", "message": message}, status=403)
+
+
 def forbidden(request, exception=None):
     message = str(exception) if exception and str(exception) else "You do not have permission to do this."
     return render(request, "error.html", {"title": "Not allowed", "message": message}, status=403)

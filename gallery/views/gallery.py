@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
 
 from gallery.access import get_for_team, team_required
 from gallery.forms.gallery import GalleryFilters, SelectionForm
@@ -31,9 +32,13 @@ def gallery(request):
             ctx["count"] = found.count_up_to(COUNT_LIMIT + 1)
     # Scrolling asks htmx for the next page alone, the filter bar for the results alone.
     template = "gallery/gallery.html"
+    next_page = request.GET.get("cursor") and filters.is_valid()
     if request.htmx and not request.htmx.history_restore_request:
-        template += "#next-page" if request.GET.get("cursor") else "#results"
+        template += "#next-page" if next_page else "#results"
     response = render(request, template, ctx, status=200 if filters.is_valid() else 400)
+    if request.htmx and not filters.is_valid():
+        # A broken page link asked for more tiles: show the problem in place of the results.
+        response = reswap(retarget(response, "#results"), "outerHTML")
     patch_vary_headers(response, ["HX-Request"])
     return response
 

@@ -19,21 +19,23 @@ from gallery.forms.accounts import AccountForm, EmailTaken, InviteForm, RoleForm
 from gallery.ids import parse_id
 from gallery.middleware import switch_team
 from gallery.models import Invite, InviteError, LastOwnerError, Membership, Team
-from gallery.views.accounts import BACKEND, form_data
+from gallery.views.accounts import BACKEND, form_data, render_form
 
 log = logging.getLogger(__name__)
 
 
 @team_required
-def members(request):
+def members(request, invite_form=None, problem="", status=200):
+    """The team page; a refused change comes back here with its reason and a 4xx status."""
     ctx = {
         "members": request.team.memberships.select_related("user").order_by("created_at"),
         "invites": request.team.invites.pending().select_related("created_by"),
-        "invite_form": InviteForm(membership=request.membership),
+        "invite_form": invite_form or InviteForm(membership=request.membership),
         "new_invite_link": request.session.pop("new_invite_link", None),
         "invite_days": settings.INVITE_DAYS,
+        "problem": problem,
     }
-    return render(request, "teams/members.html", ctx)
+    return render(request, "teams/members.html", ctx, status=status)
 
 
 @manager_required
@@ -41,9 +43,7 @@ def members(request):
 def invite(request):
     form = InviteForm(request.POST, membership=request.membership)
     if not form.is_valid():
-        for error in form.errors.values():
-            messages.error(request, error[0])
-        return redirect("team_members")
+        return members(request, invite_form=form, status=400)
     new_invite, token = Invite.create(
         request.team, request.user, role=form.cleaned_data["role"], email=form.cleaned_data["email"]
     )
@@ -92,15 +92,14 @@ def change_role(request, membership_id):
     target = get_for_team(request, Membership, pk=membership_id)
     form = RoleForm(request.POST, membership=request.membership)
     if not request.membership.can_change(target):
-        messages.error(request, "Only an owner can change an owner's role.")
-    elif not form.is_valid():
-        messages.error(request, form.errors["role"][0])
-    else:
-        try:
-            target.change_role(form.cleaned_data["role"])
-            messages.success(request, f"{target.user.display_name} is now {target.get_role_display().lower()}.")
-        except LastOwnerError as e:
-            messages.error(request, str(e))
+        return members(request, problem="Only an owner can change an owner's role.", status=403)
+    if not form.is_valid():
+        return members(request, problem=form.errors["role"][0], status=400)
+    try:
+        target.change_role(form.cleaned_data["role"])
+    except LastOwnerError as e:
+        return members(request, problem=str(e), status=409)
+    messages.success(request, f"{target.user.display_name} is now {target.get_role_display().lower()}.")
     return redirect("team_members")
 
 
@@ -111,13 +110,12 @@ def remove_member(request, membership_id):
     if target == request.membership:
         return leave(request)
     if not request.membership.can_change(target):
-        messages.error(request, "Only an owner can remove an owner.")
-        return redirect("team_members")
+        return members(request, problem="Only an owner can remove an owner.", status=403)
     try:
         target.remove()
         messages.success(request, f"{target.user.display_name} was removed from {request.team.name}.")
     except LastOwnerError as e:
-        messages.error(request, str(e))
+        return members(request, problem=str(e), status=409)
     return redirect("team_members")
 
 
@@ -128,8 +126,7 @@ def leave(request):
     try:
         request.membership.remove()
     except LastOwnerError as e:
-        messages.error(request, str(e))
-        return redirect("team_members")
+        return members(request, problem=str(e), status=409)
     messages.success(request, f"You left {team.name}.")
     return redirect("studio")
 
@@ -143,7 +140,7 @@ def create(request):
         switch_team(request, team)
         messages.success(request, f"{team.name} is ready. Invite your teammates from the Team page.")
         return redirect("studio")
-    return render(request, "teams/create.html", {"form": form})
+    return render_form(request, "teams/create.html", {"form": form})
 
 
 @login_required
@@ -183,7 +180,7 @@ def accept_invite(request, token):
             return _join(request, found, form.create_user)
         except EmailTaken:
             pass
-    return render(request, "teams/invite_signup.html", {"invite": found, "form": form})
+    return render_form(request, "teams/invite_signup.html", {"invite": found, "form": form})
 
 
 def _join(request, found, user_or_factory):

@@ -105,7 +105,7 @@ def test_an_instance_with_users_no_longer_redirects_to_onboarding(client, alice)
 def test_onboarding_with_bad_input_explains_and_creates_nothing(client, changes, message):
     response = client.post("/welcome/", {**ONBOARDING, **changes})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert message in response.content.decode()
     assert not User.objects.exists()
     assert not Team.objects.exists()
@@ -116,7 +116,7 @@ def test_onboarding_with_bad_input_explains_and_creates_nothing(client, changes,
 def test_an_empty_onboarding_post_asks_for_every_field(client):
     response = client.post("/welcome/", {})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert response.content.decode().count("This field is required.") == 5
     assert not User.objects.exists()
 
@@ -162,7 +162,7 @@ def test_it_ignores_a_next_that_leaves_the_site(client, alice, team):
 def test_a_wrong_password_shows_a_clear_message(client, alice, team):
     response = client.post("/login/", {"username": "alice@example.com", "password": "not my password"})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "That e-mail/username and password do not match" in response.content.decode()
     assert signed_in_user_id(client) is None
     assert AccessAttempt.objects.get().failures_since_start == 1
@@ -171,7 +171,7 @@ def test_a_wrong_password_shows_a_clear_message(client, alice, team):
 def test_an_unknown_account_gets_the_same_message(client, alice):
     response = client.post("/login/", {"username": "nobody@example.com", "password": PASSWORD})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "That e-mail/username and password do not match" in response.content.decode()
     assert signed_in_user_id(client) is None
 
@@ -182,14 +182,14 @@ def test_a_switched_off_account_cannot_sign_in(client, alice):
 
     response = client.post("/login/", {"username": "alice", "password": PASSWORD})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert signed_in_user_id(client) is None
 
 
 def test_sign_in_with_missing_fields_asks_for_them(client, alice):
     response = client.post("/login/", {})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "This field is required." in response.content.decode()
     assert signed_in_user_id(client) is None
 
@@ -240,7 +240,7 @@ def test_it_locks_sign_in_after_five_wrong_passwords(client, alice, team, settin
     fourth = fail(client, "alice", times=4)
     fifth = fail(client, "alice")
 
-    assert fourth.status_code == 200
+    assert fourth.status_code == 400
     assert fifth.status_code == 429
     body = fifth.content.decode()
     assert "Too many failed sign-ins" in body
@@ -289,7 +289,7 @@ def test_a_successful_sign_in_resets_the_failure_count(client, alice, team):
 
     response = fail(client, "alice", times=4)
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "do not match" in response.content.decode()
 
 
@@ -316,7 +316,7 @@ def test_a_password_change_with_the_wrong_old_password_changes_nothing(client_al
         {"old_password": "a guess", "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "Your old password was entered incorrectly" in response.content.decode()
     alice.refresh_from_db()
     assert alice.check_password(PASSWORD)

@@ -23,6 +23,11 @@ def role_of(user, team):
     return membership.role if membership else None
 
 
+def page(response):
+    """The page's text as a person reads it."""
+    return unescape(response.content.decode())
+
+
 def messages_of(response):
     return [str(m) for m in response.context["messages"]] if response.context else []
 
@@ -55,7 +60,7 @@ def test_anyone_signed_in_can_create_a_team_and_becomes_its_owner(client_bob, bo
 def test_creating_a_team_with_a_blank_name_creates_nothing(client_bob, bob):
     response = client_bob.post("/teams/new/", {"name": "   "})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "This field is required." in response.content.decode()
     assert Team.objects.count() == 1
 
@@ -160,7 +165,7 @@ def test_an_invite_without_an_address_mails_nothing(client_alice, team, mailoutb
 def test_an_invite_with_a_malformed_address_explains_and_creates_nothing(client_alice, team, mailoutbox):
     response = client_alice.post("/team/invite/", {"email": "erin at example", "role": "member"}, follow=True)
 
-    assert "Enter a valid email address." in messages_of(response)
+    assert response.status_code == 400 and "Enter a valid email address." in page(response)
     assert not Invite.objects.exists()
     assert mailoutbox == []
 
@@ -179,10 +184,10 @@ def test_an_admin_cannot_invite_an_owner(client, bob, team):
     Membership.objects.filter(user=bob).update(role=Role.ADMIN)
     login(client, bob)
 
-    response = client.post("/team/invite/", {"role": "owner"}, follow=True)
+    response = client.post("/team/invite/", {"role": "owner"})
 
-    assert response.status_code == 200
-    assert "You cannot give that role." in messages_of(response)
+    assert response.status_code == 400
+    assert "You cannot give that role." in page(response)
     assert not Invite.objects.exists()
 
 
@@ -266,7 +271,7 @@ def test_an_invite_signup_with_bad_input_explains_and_uses_nothing(client, alice
 
     response = client.post(link, {**NEWCOMER, **changes})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert message in response.content.decode()
     assert User.objects.count() == 2  # alice and bob
     invite.refresh_from_db()
@@ -279,7 +284,7 @@ def test_an_empty_invite_signup_asks_for_every_field(client, alice, team):
 
     response = client.post(link, {})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert response.content.decode().count("This field is required.") == 4
     invite.refresh_from_db()
     assert invite.accepted_at is None
@@ -412,14 +417,14 @@ def membership(user, team):
 
 
 def set_role(client, user, team, role):
-    return client.post(f"/team/members/{membership(user, team).pk}/role/", {"role": role}, follow=True)
+    return client.post(f"/team/members/{membership(user, team).pk}/role/", {"role": role})
 
 
 def test_an_owner_changes_a_members_role(client_alice, bob, team):
     response = set_role(client_alice, bob, team, "admin")
 
     assert role_of(bob, team) == Role.ADMIN
-    assert "Bob is now admin." in messages_of(response)
+    assert "Bob is now admin." in messages_of(client_alice.get(response["Location"]))
 
 
 def test_an_owner_can_make_another_owner(client_alice, bob, team):
@@ -447,9 +452,9 @@ def test_an_admin_cannot_make_an_owner(client, bob, team):
     Membership.objects.filter(user=bob).update(role=Role.ADMIN)
     login(client, bob)
 
-    response = client.post(f"/team/members/{membership(dave, team).pk}/role/", {"role": "owner"}, follow=True)
+    response = client.post(f"/team/members/{membership(dave, team).pk}/role/", {"role": "owner"})
 
-    assert "You cannot give that role." in messages_of(response)
+    assert response.status_code == 400 and "You cannot give that role." in page(response)
     assert role_of(dave, team) == Role.MEMBER
     assert role_of(bob, team) == Role.ADMIN
 
@@ -462,8 +467,8 @@ def test_an_admin_cannot_change_or_remove_an_owner(client, alice, bob, team):
     demote = client.post(f"/team/members/{alice_membership.pk}/role/", {"role": "member"}, follow=True)
     remove = client.post(f"/team/members/{alice_membership.pk}/remove/", follow=True)
 
-    assert "Only an owner can change an owner's role." in messages_of(demote)
-    assert "Only an owner can remove an owner." in messages_of(remove)
+    assert demote.status_code == 403 and "Only an owner can change an owner's role." in page(demote)
+    assert remove.status_code == 403 and "Only an owner can remove an owner." in page(remove)
     assert role_of(alice, team) == Role.OWNER
 
 
@@ -498,28 +503,31 @@ def test_a_member_cannot_remove_anyone(client_bob, alice, team):
 def test_an_unknown_role_is_refused(client_alice, bob, team):
     response = set_role(client_alice, bob, team, "emperor")
 
-    assert "You cannot give that role." in messages_of(response)
+    assert response.status_code == 400 and "You cannot give that role." in page(response)
     assert role_of(bob, team) == Role.MEMBER
 
 
 def test_the_last_owner_cannot_be_demoted(client_alice, alice, team):
     response = set_role(client_alice, alice, team, "admin")
 
-    assert "A team needs at least one owner: make someone else owner first." in messages_of(response)
+    assert response.status_code == 409
+    assert "A team needs at least one owner: make someone else owner first." in page(response)
     assert role_of(alice, team) == Role.OWNER
 
 
 def test_the_last_owner_cannot_leave(client_alice, alice, team):
-    response = client_alice.post("/team/leave/", follow=True)
+    response = client_alice.post("/team/leave/")
 
-    assert "The last owner cannot leave the team: make someone else owner first." in messages_of(response)
+    assert response.status_code == 409
+    assert "The last owner cannot leave the team: make someone else owner first." in page(response)
     assert role_of(alice, team) == Role.OWNER
 
 
 def test_the_last_owner_cannot_be_removed(client_alice, alice, team):
-    response = client_alice.post(f"/team/members/{membership(alice, team).pk}/remove/", follow=True)
+    response = client_alice.post(f"/team/members/{membership(alice, team).pk}/remove/")
 
-    assert "The last owner cannot leave the team: make someone else owner first." in messages_of(response)
+    assert response.status_code == 409
+    assert "The last owner cannot leave the team: make someone else owner first." in page(response)
     assert role_of(alice, team) == Role.OWNER
 
 
