@@ -56,7 +56,7 @@ s3rver:
 # the worker processes the tests start all agree.
 test: export SECRET_KEY ?= test-only-secret-key-never-used-in-production-0123456789
 test: install-test chromium s3rver
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses 4
 
 bench: install-test
 	$(BIN)/python -m bench

@@ -338,18 +338,29 @@ def callback_url(task_id):
 
 def forget_references(task):
     """Failing over: references sent to the previous provider are no use to the next one."""
+    delete_upstream_references(task, forget=True)
+
+
+def delete_upstream_references(task, forget=False):
+    """Deletes the task's reference files at its provider (they expire there, and an account
+    holds only so many). `forget` also drops their URLs, for a resend to another provider."""
     try:
-        previous = get_provider(task.provider)
+        provider = get_provider(task.provider)
     except ProviderError:
-        previous = None
-    for ref in task.references.exclude(upstream_url=""):
+        provider = None
+    for ref in task.references.exclude(upstream_file_id="", upstream_url=""):
+        deleted = not ref.upstream_file_id
         try:
-            if previous and ref.upstream_file_id:
+            if provider and ref.upstream_file_id:
                 task.extend_lease()
-                router.call(previous.name, lambda: previous.delete_reference(ref.upstream_file_id))
+                router.call(provider.name, lambda: provider.delete_reference(ref.upstream_file_id))
+                deleted = True
         except ProviderError:
             log.warning("Task %s: upstream file %s not deleted", task.pk, ref.upstream_file_id)
-        ReferenceImage.objects.filter(pk=ref.pk).update(upstream_file_id="", upstream_url="")
+        if forget:
+            ReferenceImage.objects.filter(pk=ref.pk).update(upstream_file_id="", upstream_url="")
+        elif deleted:
+            ReferenceImage.objects.filter(pk=ref.pk).update(upstream_file_id="")
 
 
 def deliver_references(task, provider):
@@ -577,18 +588,7 @@ def tidy(task):
     """After a final state, under the task's lease: settles the final cost (images kept × price),
     deletes the task's reference files at the provider and any file of an image that was saved
     but never recorded. Problems are logged; tidying is done once."""
-    try:
-        provider = get_provider(task.provider)
-    except ProviderError:
-        provider = None
-    for ref in task.references.exclude(upstream_file_id=""):
-        try:
-            if provider:
-                task.extend_lease()
-                router.call(provider.name, lambda: provider.delete_reference(ref.upstream_file_id))
-            ReferenceImage.objects.filter(pk=ref.pk).update(upstream_file_id="")
-        except ProviderError:
-            log.warning("Task %s: upstream file %s not deleted", task.pk, ref.upstream_file_id)
+    delete_upstream_references(task)
     stored = set(task.images.values_list("index", flat=True))
     leftovers = [
         task.images_expected_name(index, suffix)

@@ -50,8 +50,8 @@ class FakeBytePlus(FakeUpstream):
     def created(self):
         return [r.json for r in self.received if r.method == "POST" and r.path == "/api/v3/images/generations"]
 
-    def routes(self):
-        return [("POST", r"/api/v3/images/generations", "create", True, self.create), *super().routes()]
+    def api_routes(self):
+        return [("POST", r"/api/v3/images/generations", "create", True, self.create), *super().api_routes()]
 
     def error_body(self, status, route, code=None, message=None, **_):
         kind, default_code, default_message = self.ERRORS.get(status, ("Error", f"Http{status}", f"HTTP {status}"))

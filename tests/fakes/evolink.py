@@ -29,34 +29,17 @@ import json
 import re
 import secrets
 import socket
-import threading
 import time
 import zlib
 from collections import deque
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from PIL import Image, ImageDraw
 
 from gallery import options
+from tests.fakes.server import FakeServer, Received  # noqa: F401 (Received: for tests)
 
 CREDITS_PER_IMAGE = 1.6
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict  # lower-case names
-    body: bytes
-
-    @property
-    def json(self):
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
 
 
 def markers(prompt, prefix):
@@ -81,53 +64,17 @@ def bomb_png():
     return out.getvalue()
 
 
-class FakeUpstream:
-    """The socket, the record, the faults and the result images; subclasses add the API."""
+class FakeUpstream(FakeServer):
+    """The record, the faults and the result images of a fake upstream; subclasses add the API."""
 
     def __init__(self, port=0, api_key="sk-fake"):
+        super().__init__(port)
         self.api_key = api_key
-        self.lock = threading.RLock()
-        self.record = True  # off when run on its own, so memory does not grow without end
-        self.received = []
         self.faults = {}
         self.always = {}
         self.slow_seconds = 2.0
         self.images = {}
         self._pngs = {}
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def handle_request(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                request = Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                if fake.record:
-                    with fake.lock:
-                        fake.received.append(request)
-                try:
-                    fake.dispatch(self, request)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a timeout test) or we dropped it on purpose
-
-            do_GET = do_POST = do_DELETE = handle_request
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     # Faults ---------------------------------------------------------------------------------
 
@@ -200,7 +147,7 @@ class FakeUpstream:
 
     # Plumbing -------------------------------------------------------------------------------
 
-    def routes(self):
+    def api_routes(self):
         """(method, path pattern, route name, needs the key, function)."""
         return [
             ("GET", r"/results/([\w.-]+)", "result", False, self.serve_result),
@@ -211,7 +158,7 @@ class FakeUpstream:
 
     def dispatch(self, handler, request):
         path = urlsplit(request.path).path
-        for method, pattern, route, needs_key, function in self.routes():
+        for method, pattern, route, needs_key, function in self.api_routes():
             match = re.fullmatch(pattern, path)
             if not match or method != request.method:
                 continue
@@ -330,7 +277,7 @@ class FakeEvoLink(FakeUpstream):
     def calls(self, route_path):
         return [r for r in self.received if urlsplit(r.path).path.startswith(route_path)]
 
-    def routes(self):
+    def api_routes(self):
         return [
             ("POST", r"/v1/images/generations", "create", True, self.create),
             ("GET", r"/v1/tasks/([^/]+)", "get", True, self.get),
@@ -338,7 +285,7 @@ class FakeEvoLink(FakeUpstream):
             ("POST", r"/api/v1/files/upload/stream", "upload", True, self.upload),
             ("DELETE", r"/api/v1/files/([^/]+)", "delete", True, self.delete),
             ("GET", r"/files/([\w-]+)", "file", False, self.download),
-            *super().routes(),
+            *super().api_routes(),
         ]
 
     def error_body(self, status, route, message=None, param=None, **_):

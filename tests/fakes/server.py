@@ -1,15 +1,36 @@
-"""A tiny HTTP server on a real loopback socket, with routes that tests set up, faults included."""
+"""The one HTTP server on a real loopback socket that every fake in the tests runs on: it records
+what it received and answers from routes the test (or a fake upstream) sets up."""
 
+import json
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class FakeServer:
-    """`routes[path] = handler_function(request_handler)`; every request is recorded."""
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict  # lower-case names
+    body: bytes
 
-    def __init__(self):
+    @property
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+class FakeServer:
+    """`routes[path] = handler_function(request_handler)`; subclasses override `dispatch`.
+    Every request is recorded in `received` (unless `record` is off)."""
+
+    def __init__(self, port=0):
         self.routes = {}
-        self.requests = []
+        self.received = []
+        self.record = True  # off when a fake runs on its own, so memory does not grow without end
+        self.lock = threading.RLock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -18,26 +39,25 @@ class FakeServer:
             def log_message(self, *args):
                 pass
 
-            def _dispatch(self):
+            def handle_request(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                server.requests.append((self.command, self.path, dict(self.headers), body))
-                route = server.routes.get(self.path.split("?")[0])
-                if route is None:
-                    self.send_error(404)
-                    return
+                request = Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                if server.record:
+                    with server.lock:
+                        server.received.append(request)
                 try:
-                    route(self)
+                    server.dispatch(self, request)
                 except (BrokenPipeError, ConnectionResetError):
-                    server.aborted.append(self.path)
+                    pass  # the client gave up (a timeout test) or the route dropped it on purpose
 
-            do_GET = do_POST = do_DELETE = _dispatch
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_request
 
-        self.aborted = []
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # A short poll: shutting down waits for the loop's next turn (0.5 s by default, per server).
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     def __enter__(self):
         self.thread.start()
@@ -46,6 +66,13 @@ class FakeServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def dispatch(self, handler, request):
+        route = self.routes.get(request.path.split("?")[0])
+        if route is None:
+            handler.send_error(404)
+        else:
+            route(handler)
 
 
 def send_bytes(data, content_type="image/png", status=200):

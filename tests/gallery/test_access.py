@@ -3,28 +3,16 @@
 import re
 
 import pytest
-from django.core.files.base import ContentFile
 
 from gallery.models import GalleryImage, GenerationTask, Invite, Membership, Role
+from tests.factories import make_finished_task, make_image
 
 TEAM_PAGES = ["/", "/gallery/", "/usage/", "/api/", "/team/"]
 SECRET_PROMPT = "a lighthouse made of marmalade"
 
 
 def make_task(team, user, prompt=SECRET_PROMPT):
-    return GenerationTask.objects.create(
-        team=team, created_by=user, prompt=prompt, sent_prompt=prompt, provider="sandbox"
-    )
-
-
-def make_image(task):
-    image = GalleryImage(
-        team=task.team, task=task, index=0, width=1, height=1, format="PNG", bytes=4, sha256="0" * 64
-    )
-    image.file.save("original.png", ContentFile(b"\x89PNG"), save=False)
-    image.thumbnail.save("thumb.webp", ContentFile(b"RIFF"), save=False)
-    image.save()
-    return image
+    return make_finished_task(team, user, prompt=prompt)
 
 
 @pytest.fixture

@@ -49,18 +49,18 @@ from tests.bad_input_kit import (
 )
 from tests.conftest import PASSWORD
 from tests.factories import make_finished_task, make_image, make_reference, make_task
-from tests.gallery.test_submit_form import encode, noise_png, png, png_claiming, png_of_exactly, upload
+from tests.gallery.test_submit_form import (
+    DEFAULTS,
+    encode,
+    noise_png,
+    png,
+    png_claiming,
+    png_of_exactly,
+    upload,
+)
 
 MB = 1024 * 1024
-SUBMIT = {
-    "prompt": "A red fox reading a newspaper",
-    "size": "auto",
-    "quality": "2K",
-    "custom_size": "",
-    "n": "1",
-    "ask_for_n": "on",
-    "priority": "standard",
-}
+SUBMIT = DEFAULTS  # a valid studio submission
 NEWCOMER = {"name": "Erin Ito", "email": "erin@example.com", "password1": PASSWORD, "password2": PASSWORD}
 
 BLANK = "Write a prompt: describe the image you want."

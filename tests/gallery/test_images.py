@@ -3,7 +3,6 @@
 import hashlib
 import io
 import struct
-import time
 import zlib
 
 import pytest
@@ -302,20 +301,6 @@ def test_a_thumbnail_refuses_a_decompression_bomb():
         make_thumbnail(png_claiming(50_000, 50_000))
 
 
-def test_thumbnails_of_4k_images_are_quick():
-    photo = encode(noise((4096, 4096)), "JPEG", quality=90)
-    drawing = encode(noise((4096, 4096)), "PNG", compress_level=1)
-    for name, data in (("JPEG", photo), ("PNG", drawing)):
-        started = time.perf_counter()
-        make_thumbnail(data)
-        elapsed = time.perf_counter() - started
-        print(f"\nthumbnail of a 4096×4096 {name} ({len(data) / 1e6:.1f} MB): {elapsed:.3f} s")
-        assert elapsed < 10
-
-
-# read_capped
-
-
 def test_read_capped_returns_a_rewound_file_its_size_and_its_hash():
     file, size, sha256 = read_capped([b"abc", b"", b"defg"], max_bytes=7)
     with file:
@@ -379,15 +364,6 @@ def test_a_sandbox_image_copes_with_a_long_unicode_prompt_and_a_broken_reference
     prompt = prompt[: options.MAX_PROMPT_CHARS]
     im = decode(render_sandbox_image(prompt, 1024, 1024, [b"not an image", *REFERENCES] * 3, 4, 15))
     assert im.size == (1024, 1024)
-
-
-def test_a_4k_sandbox_image_is_rendered_quickly():
-    started = time.perf_counter()
-    data = render_sandbox_image("a lighthouse on a cliff at dawn, " * 5, 4096, 4096, REFERENCES, 0, 4)
-    elapsed = time.perf_counter() - started
-    print(f"\n4096×4096 sandbox render + PNG encode: {elapsed:.3f} s ({len(data) / 1e6:.1f} MB)")
-    assert decode(data).size == (4096, 4096)
-    assert elapsed < 10
 
 
 def _photo(fmt):

@@ -62,7 +62,7 @@ def test_it_stores_the_original_bytes_exactly_as_received(server, storing_task):
         assert f.read() == data
     assert image.sha256 == hashlib.sha256(data).hexdigest()
     assert (image.width, image.height, image.bytes) == (200, 150, len(data))
-    assert server.requests[0][2]["User-Agent"].startswith("SeedreamStudio/")
+    assert server.received[0].headers["user-agent"].startswith("SeedreamStudio/")
     task.refresh_from_db()
     assert task.status == Status.COMPLETED
 
