@@ -175,8 +175,19 @@ class GenerationTask(models.Model):
         return membership is not None and (membership.can_manage or self.created_by_id == membership.user_id)
 
     @property
+    def failure(self):
+        """What went wrong, in words for a person, with what to do next (gallery/failures.py)."""
+        from gallery.failures import describe
+
+        return describe(self.error_code) if self.status == Status.FAILED else None
+
+    @property
     def can_retry(self):
-        return self.status == Status.FAILED
+        """A failed task may be retried unless it was refused for its own content or settings:
+        the same inputs would be refused again, so the person edits them instead (a remix)."""
+        from gallery.failures import EDIT
+
+        return self.status == Status.FAILED and self.failure.action != EDIT
 
     @property
     def can_cancel(self):
@@ -190,6 +201,15 @@ class GenerationTask(models.Model):
     def placeholders(self):
         """One empty tile per image still expected, while the task runs."""
         return range(max(self.n - len(self.images.all()), 0))
+
+    @property
+    def shape(self):
+        """The aspect ratio the images will have, for placeholders of the right shape."""
+        from gallery.options import nearest_ratio
+
+        if self.custom_width:
+            return nearest_ratio(self.custom_width, self.custom_height)
+        return "1:1" if self.size == "auto" else self.size
 
     @property
     def pixel_size(self):

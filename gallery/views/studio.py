@@ -6,7 +6,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import trigger_client_event
+from django_htmx.http import reswap, retarget, trigger_client_event
 
 from gallery import history, options, pipeline
 from gallery.access import get_for_team, team_required
@@ -21,10 +21,12 @@ def _only_mine(request):
 
 
 def _render(request, form, status=200, partial=""):
+    history_now = history.load(request.team, request.user, _only_mine(request))
+    history_now.oob = partial == "form-and-history"
     ctx = {
         "form": form,
         "tiles": stored_tiles(form),
-        "history": history.load(request.team, request.user, _only_mine(request)),
+        "history": history_now,
         "price": price_per_image(default_provider_name()),
         "ratios": options.RATIOS,
         "rules": options.studio_rules(),
@@ -68,16 +70,25 @@ def submit(request):
 @team_required
 @require_GET
 def history_fragment(request):
-    """The history, for the poll and the "only mine" toggle; 204 when nothing changed."""
+    """The history for its poll and the "only mine" toggle: 204 when nothing changed, only the
+    rows that changed when the list is the same, else the whole history."""
     if "mine" in request.GET:
         request.session[history.ONLY_MINE_KEY] = request.GET["mine"] == "1"
-    elif request.GET.get("v") == history.version(request.team, request.user, _only_mine(request)):
+    only_mine = _only_mine(request)
+    now = history.version(request.team, request.user, only_mine)
+    token = request.GET.get("v", "")
+    if "mine" not in request.GET and token == now.token:
         return HttpResponse(status=204)
     if not request.htmx:
         return redirect("studio")
-    response = render(
-        request, "gallery/studio.html#history", {"history": history.load(request.team, request.user, _only_mine(request))}
-    )
+    changed = None if "mine" in request.GET else now.changed_since(token)
+    if changed is not None:
+        rows = history.rows(request.team, request.user, only_mine, ids=changed)
+        ctx = {"history": history.History(tasks=rows, version=now, only_mine=only_mine)}
+        response = render(request, "gallery/studio.html#history-rows", ctx)
+    else:
+        ctx = {"history": history.History(history.rows(request.team, request.user, only_mine), now, only_mine)}
+        response = reswap(retarget(render(request, "gallery/studio.html#history", ctx), "#history"), "outerHTML")
     patch_vary_headers(response, ["HX-Request"])
     return response
 
@@ -92,12 +103,15 @@ def task_detail(request, task_id):
     return render(request, "gallery/task_detail.html", {"task": task})
 
 
-def _after_action(request, message):
-    """htmx gets the refreshed history; a plain form post goes back to the studio."""
+def _after_action(request, message, status=200):
+    """htmx gets the refreshed history and the message as an event; a plain form post goes back
+    to the studio, which shows the message. A refusal keeps its 4xx status either way."""
     if request.htmx:
         ctx = {"history": history.load(request.team, request.user, _only_mine(request))}
-        response = render(request, "gallery/studio.html#history", ctx)
+        response = render(request, "gallery/studio.html#history", ctx, status=status)
         return trigger_client_event(response, "studioMessage", {"text": message})
+    if status >= 400:
+        return render(request, "error.html", {"title": "Not done", "message": message}, status=status)
     messages.info(request, message)
     return redirect("studio")
 
@@ -114,6 +128,8 @@ def _own_task(request, task_id, queryset=GenerationTask.objects):
 @require_POST
 def retry(request, task_id):
     task = _own_task(request, task_id, GenerationTask.objects.filter(status="failed"))
+    if not task.can_retry:
+        return _after_action(request, f"{task.failure.sentence} {task.failure.next_step}", status=409)
     try:
         pipeline.retry(task, request.user)
     except pipeline.StorageUnavailable as e:
@@ -135,4 +151,6 @@ def delete(request, task_id):
     task = _own_task(request, task_id, GenerationTask.objects.filter(status__in=FINAL_STATES))
     if pipeline.delete(task):
         return _after_action(request, "Task and its images deleted.")
-    return _after_action(request, "This task is still being wrapped up by a worker: try deleting it again in a moment.")
+    return _after_action(
+        request, "This task is still being wrapped up by a worker: try deleting it again in a moment.", status=409
+    )

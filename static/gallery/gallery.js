@@ -122,21 +122,6 @@
     }
   });
 
-  // Copy prompt (shown only where the clipboard can be written; the text is selectable anyway).
-  document.querySelectorAll("[data-copy-from]").forEach((button) => {
-    if (!navigator.clipboard) return;
-    const label = button.querySelector("[data-copy-label]");
-    const original = label.textContent;
-    button.hidden = false;
-    button.addEventListener("click", async () => {
-      const text = document.querySelector(button.dataset.copyFrom).textContent;
-      try {
-        await navigator.clipboard.writeText(text);
-        label.textContent = "Copied";
-      } catch (error) {
-        label.textContent = "Select the text to copy it";
-      }
-      setTimeout(() => (label.textContent = original), 2000);
-    });
-  });
+  // Copy buttons are shown only where the clipboard can be written (site.js does the copying).
+  if (navigator.clipboard) document.querySelectorAll("[data-copy-from]").forEach((button) => { button.hidden = false; });
 })();

@@ -270,18 +270,133 @@
     addFiles(files.map((file, i) => file.name && file.name !== "image.png" ? file : new File([file], `pasted-${Date.now()}-${i}.png`, { type: file.type })));
   });
 
-  // htmx: swap 400 responses (the form with its errors); they are answers, not failures.
-  document.addEventListener("htmx:beforeSwap", (e) => {
-    if (e.detail.xhr.status === 400) { e.detail.shouldSwap = true; e.detail.isError = false; }
-  });
+  // --- Sending: every click is answered ---------------------------------------------------
+  // A click used to be dropped without a word while an earlier submission was still on its way
+  // (hx-sync "drop"), and a refused upload (413), a server error or a lost connection left the
+  // page unchanged. Now a second Generate while sending is refused out loud, the upload shows its
+  // progress, and every outcome ends in a sentence next to the button.
+  let sending = false;
+  const isForm = (e) => e.detail && e.detail.elt && e.detail.elt.id === "studio-form";
+
+  function say_status(text, kind = "") {
+    const status = form() && $(form(), "[data-send-status]");
+    if (!status) return;
+    status.textContent = text;
+    status.classList.toggle("is-error", kind === "error");
+    status.classList.toggle("is-done", kind === "done");
+  }
+
+  function progress(fraction) {
+    const bar = form() && $(form(), "[data-upload-progress]");
+    if (!bar) return;
+    bar.hidden = fraction === null;
+    if (fraction !== null) bar.value = Math.round(fraction * 100);
+  }
+
   // Capture phase: runs before htmx (or the browser) reads the form's values.
-  document.addEventListener("submit", (e) => { if (e.target.id === "studio-form") syncInputs(); }, true);
-  document.addEventListener("taskCreated", () => { uploads = []; fileTokens = []; });
+  document.addEventListener("submit", (e) => {
+    if (e.target.id !== "studio-form") return;
+    if (sending) {
+      e.preventDefault();
+      e.stopImmediatePropagation();
+      say_status("Still sending your previous task: it will show in the history in a moment.", "error");
+      return;
+    }
+    syncInputs();
+  }, true);
+  let sent = null; // what was sent: edits made while it travels are kept when the form comes back
+  document.addEventListener("htmx:beforeRequest", (e) => {
+    if (!isForm(e) || e.detail.requestConfig.verb !== "post") return;
+    sending = true;
+    sent = { prompt: $(form(), "textarea[name=prompt]").value, uploads: new Set(uploads.map((u) => u.token)) };
+    form().setAttribute("aria-busy", "true");
+    say_status("Sending…");
+    progress(0);
+  });
+  document.addEventListener("htmx:xhr:progress", (e) => {
+    if (!isForm(e) || !e.detail.lengthComputable || !e.detail.total) return;
+    const done = e.detail.loaded / e.detail.total;
+    progress(done);
+    if (e.detail.total > 256 * 1024) say_status(`Sending… ${sizeText(e.detail.loaded)} of ${sizeText(e.detail.total)}`);
+  });
+  // The request is over when its answer is about to be swapped in: events of the old form, once
+  // it is replaced, no longer reach the document (a flag cleared only there stayed set, and every
+  // later Generate was refused).
+  function sendingOver() {
+    sending = false;
+    if (form()) form().removeAttribute("aria-busy");
+    progress(null);
+  }
+  let typedMeanwhile = null;
+  document.addEventListener("htmx:beforeSwap", (e) => {
+    if (!isForm(e)) return;
+    sendingOver();
+    // 400 (rejected, with the form's errors) and 503 (storage refused) come with the form: swap it.
+    if ([400, 503].includes(e.detail.xhr.status)) { e.detail.shouldSwap = true; e.detail.isError = false; }
+    const prompt = $(form(), "textarea[name=prompt]").value;
+    typedMeanwhile = e.detail.xhr.status === 200 && sent && prompt !== sent.prompt ? prompt : null;
+  });
+  document.addEventListener("htmx:afterRequest", (e) => { if (isForm(e)) sendingOver(); });
+  const FAILED = {
+    413: "These files are too large to send together: nothing was sent. Remove some references or use smaller ones.",
+    403: "The studio refused this form (it may have been open too long). Nothing was sent: reload the page and try again.",
+  };
+  document.addEventListener("htmx:responseError", (e) => {
+    if (!isForm(e)) return;
+    const status = e.detail.xhr.status;
+    say_status(FAILED[status] || `The studio could not take this task (error ${status}). Nothing was sent: try again in a moment.`, "error");
+  });
+  document.addEventListener("htmx:sendError", (e) => {
+    if (!isForm(e)) return;
+    say_status("The studio could not be reached, so nothing was sent. Check the connection and press Generate again.", "error");
+  });
+  document.addEventListener("taskCreated", (e) => {
+    // The files sent are in the task now; files added while it was sent stay for the next one.
+    uploads = uploads.filter((u) => sent && !sent.uploads.has(u.token)); fileTokens = [];
+    const id = e.detail && e.detail.id;
+    // After the swap: the new row, at the top of the history, comes into view; focus goes back to
+    // the prompt without moving the page (on a phone the prompt is above the new row).
+    setTimeout(() => {
+      say_status("Queued: your task is at the top of the history.", "done");
+      const row = id && document.getElementById(`task-${id}`);
+      if (row) row.scrollIntoView({ block: "nearest", behavior: matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth" });
+      const prompt = form() && $(form(), "textarea[name=prompt]");
+      if (prompt && typedMeanwhile !== null) {
+        prompt.value = typedMeanwhile;
+        prompt.dispatchEvent(new Event("input", { bubbles: true }));
+      }
+      if (prompt) prompt.focus({ preventScroll: true });
+      renderTiles(); validate();
+    }, 0);
+  });
+
+  // The empty history's example fills the prompt.
+  document.addEventListener("click", (e) => {
+    const example = e.target.closest("[data-example-prompt]");
+    if (!example || !form()) return;
+    const prompt = $(form(), "textarea[name=prompt]");
+    prompt.value = example.textContent.trim();
+    prompt.dispatchEvent(new Event("input", { bubbles: true }));
+    prompt.focus();
+  });
+
+  // Messages from the server about a row's action (retry refused, delete postponed, …).
+  document.addEventListener("studioMessage", (e) => {
+    const text = e.detail && (e.detail.text || e.detail.value);
+    if (!text) return;
+    $(document, "[data-announcer]").textContent = text;
+    const note = document.createElement("p");
+    note.className = "message";
+    note.setAttribute("role", "status");
+    note.textContent = text;
+    const list = document.getElementById("history-list");
+    if (list) { list.before(note); setTimeout(() => note.remove(), 8000); }
+  });
 
   // --- History: idle when hidden, announce finished tasks -------------------------------
   let lastHiddenPoll = 0;
   document.addEventListener("htmx:beforeRequest", (e) => {
-    if (e.detail.elt.id !== "history" || e.detail.requestConfig.verb !== "get" || !document.hidden) return;
+    if (e.detail.elt.id !== "history-poll" || !document.hidden) return;
     if (Date.now() - lastHiddenPoll < 10000) e.preventDefault(); // every ~10 s while hidden
     else lastHiddenPoll = Date.now();
   });
@@ -314,10 +429,8 @@
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) { unseen = 0; document.title = baseTitle; }
   });
-  document.addEventListener("htmx:afterSettle", (e) => {
-    setUpForm(form());
-    if (e.detail.elt.id === "history" || document.getElementById("history")) announce();
-  });
+  document.addEventListener("htmx:afterSettle", () => { setUpForm(form()); announce(); });
+  document.addEventListener("htmx:oobAfterSwap", announce);
 
   setUpForm(form());
   statuses = readStatuses();

@@ -113,7 +113,7 @@ def test_every_team_page_shows_only_the_current_teams_data(client_charlie, studi
 
     body = response.content.decode()
     assert response.status_code == 200
-    assert re.search(r'<summary aria-label="Current team">\s*Rivals\s*</summary>', body)
+    assert re.search(r'<summary><span class="sr-only">Team: </span>\s*Rivals\s*</summary>', body)
     for secret in ("Moonbeam", SECRET_PROMPT, "alice@example.com", "bob@example.com", "guest@example.com"):
         assert secret not in body
     assert f"/media/image/{studio_work['image'].pk}/" not in body
@@ -197,7 +197,7 @@ def test_someone_removed_from_their_only_team_is_asked_to_create_one(client, ali
         body = response.content.decode()
         assert "Create a team" in body
         assert "You are not in a team yet. Create one, or ask for an invite link." in body
-        assert re.search(r'<summary aria-label="Current team">\s*No team\s*</summary>', body)
+        assert re.search(r'<summary><span class="sr-only">Team: </span>\s*No team\s*</summary>', body)
         assert 'action="/teams/switch/"' not in body  # no team left to switch to
         assert "<h1>Studio</h1>" not in body
 

@@ -25,7 +25,7 @@ def signed_in_user_id(client):
 
 
 def current_team_in_header(response):
-    match = re.search(r'<summary aria-label="Current team">([^<]*)</summary>', response.content.decode())
+    match = re.search(r'<summary><span class="sr-only">Team: </span>([^<]*)</summary>', response.content.decode())
     return match.group(1).strip() if match else None
 
 

@@ -563,7 +563,7 @@ def build_world():
     rivals = make_team("Rivals", charlie)
     done = run_until_final(make_task(team, alice, prompt=SECRET, references=[make_reference()], **SMALL))
     assert done.status == Status.COMPLETED and done.images.count() == done.references.count() == 1
-    fail = "[sandbox:fail=invalid_parameters]"
+    fail = "[sandbox:fail=request_cancelled]"
     bobs_failed = run_until_final(make_task(team, bob, prompt=f"Bob's try {fail}", **SMALL))
     alices_failed = run_until_final(make_task(team, alice, prompt=f"Alice's try {fail}", **SMALL))
     assert bobs_failed.status == alices_failed.status == Status.FAILED

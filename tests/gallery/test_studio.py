@@ -18,7 +18,7 @@ def set_status(task, status):
 
 
 def version_in(html):
-    return re.search(r'data-version="([0-9a-f]+)"', html).group(1)
+    return re.search(r'data-version="([0-9a-f.]+)"', html).group(1)
 
 
 def png_upload(name="ref.png", colour="orange", size=(64, 48)):
@@ -47,7 +47,7 @@ def test_the_history_header_counts_running_and_completed(client_alice, team, ali
     for status in (Status.QUEUED, Status.RUNNING, Status.COMPLETED, Status.COMPLETED, Status.FAILED):
         set_status(make_task(team, alice), status)
     html = client_alice.get("/").content.decode()
-    assert "History <small class=\"muted\">· max 20 · 2 running · 2 completed</small>" in html
+    assert "The team's last 20 tasks · 2 running · 2 completed" in html
 
 
 def test_only_mine_is_remembered_and_hides_teammates_tasks(client_alice, team, alice, bob):
@@ -72,10 +72,11 @@ def test_a_failed_task_shows_its_reason_and_a_completed_one_its_thumbnails(clien
     failed = run_until_final(make_task(team, alice, prompt="x [sandbox:fail=content_policy_violation]"))
     done = run_until_final(make_task(team, alice, n=2))
     html = client_alice.get("/").content.decode()
-    assert "safety filter" in html
+    assert "The provider&#x27;s safety filter blocked this prompt or its reference images." in html
+    assert "Edit the prompt or change the references, then generate again." in html
     for image in done.images.all():
         assert f"/media/image/{image.pk}/thumb/" in html
-    assert f"/tasks/{failed.pk}/retry/" in html
+    assert f"/tasks/{failed.pk}/retry/" not in html  # a refusal is edited, not retried
 
 
 # The poll -----------------------------------------------------------------------------------
@@ -88,23 +89,34 @@ def test_an_unchanged_poll_answers_204_without_a_body(client_alice, team, alice)
     assert response.status_code == 204 and response.content == b""
 
 
-def test_a_changed_poll_answers_the_fragment_with_a_new_version(client_alice, team, alice):
-    task = make_task(team, alice)
+def test_a_changed_poll_answers_only_the_changed_rows_with_a_new_version(client_alice, team, alice):
+    moving, still = make_task(team, alice, prompt="Moving"), make_task(team, alice, prompt="Still")
     version = version_in(client_alice.get("/").content.decode())
-    task.update_fields(progress=40)
+    moving.update_fields(progress=40)
     response = client_alice.get(f"/history/?v={version}", **HX)
     html = response.content.decode()
     assert response.status_code == 200
     assert version_in(html) != version
-    assert 'value="40"' in html
+    assert f'id="task-{moving.pk}"' in html and 'value="40"' in html and 'hx-swap-oob="true"' in html
+    assert f'id="task-{still.pk}"' not in html  # only the row that moved
+    assert 'id="history-counts"' in html and 'id="history-list"' not in html
     assert "Vary" in response and "HX-Request" in response["Vary"]
 
 
-def test_a_new_task_from_a_teammate_changes_the_version(client_alice, team, alice, bob):
+def test_a_poll_after_the_list_changed_answers_the_whole_history(client_alice, team, alice, bob):
     make_task(team, alice)
     version = version_in(client_alice.get("/").content.decode())
-    make_task(team, bob)
-    assert client_alice.get(f"/history/?v={version}", **HX).status_code == 200
+    newcomer = make_task(team, bob, prompt="A teammate's new task")
+    response = client_alice.get(f"/history/?v={version}", **HX)
+    html = response.content.decode()
+    assert response.status_code == 200 and 'id="history-list"' in html and f"task-{newcomer.pk}" in html
+    assert response["HX-Retarget"] == "#history" and response["HX-Reswap"] == "outerHTML"
+
+
+def test_a_garbage_version_answers_the_whole_history(client_alice, team, alice):
+    make_task(team, alice)
+    response = client_alice.get("/history/?v=" + "z" * 300, **HX)
+    assert response.status_code == 200 and 'id="history-list"' in response.content.decode()
 
 
 def test_the_poll_stops_when_every_listed_task_is_final(client_alice, team, alice):
@@ -112,7 +124,8 @@ def test_the_poll_stops_when_every_listed_task_is_final(client_alice, team, alic
     assert 'hx-trigger="every 2s"' in client_alice.get("/").content.decode()
     set_status(task, Status.COMPLETED)
     html = client_alice.get("/history/?v=old", **HX).content.decode()
-    assert "hx-trigger" not in html.split('class="history-header"')[0]
+    poller = re.search(r'<div id="history-poll"[^>]*>', html).group(0)
+    assert "hx-trigger" not in poller
 
 
 @pytest.mark.parametrize("images_per_task", [1, 15])
@@ -129,6 +142,10 @@ def test_the_poll_costs_the_same_queries_whatever_the_number_of_images(
     client_alice.get("/")  # warm the session
     with django_assert_max_num_queries(8):
         assert client_alice.get("/history/?v=stale", **HX).status_code == 200
+    version = version_in(client_alice.get("/").content.decode())
+    task.update_fields(progress=10)
+    with django_assert_max_num_queries(8):
+        assert client_alice.get(f"/history/?v={version}", **HX).status_code == 200  # one changed row
     version = version_in(client_alice.get("/").content.decode())
     with django_assert_max_num_queries(5):
         assert client_alice.get(f"/history/?v={version}", **HX).status_code == 204
@@ -239,7 +256,7 @@ def test_references_reused_count_toward_the_limits(client_alice, team, alice):
 
 
 def test_retry_creates_a_new_task_and_answers_the_history(client_alice, team, alice):
-    failed = run_until_final(make_task(team, alice, prompt="x [sandbox:fail=invalid_parameters]"))
+    failed = run_until_final(make_task(team, alice, prompt="x [sandbox:fail=request_cancelled]"))
     response = client_alice.post(f"/tasks/{failed.pk}/retry/", **HX)
     assert response.status_code == 200 and 'id="history"' in response.content.decode()
     assert GenerationTask.objects.filter(retry_of=failed).count() == 1
@@ -248,6 +265,16 @@ def test_retry_creates_a_new_task_and_answers_the_history(client_alice, team, al
 def test_only_failed_tasks_can_be_retried(client_alice, team, alice):
     task = make_task(team, alice)
     assert client_alice.post(f"/tasks/{task.pk}/retry/").status_code == 404
+
+
+def test_a_task_refused_for_its_content_is_edited_not_retried(client_alice, team, alice):
+    refused = run_until_final(make_task(team, alice, prompt="x [sandbox:fail=content_policy_violation]"))
+    html = client_alice.get("/").content.decode()
+    assert f"/tasks/{refused.pk}/retry/" not in html and "Edit prompt" in html
+    response = client_alice.post(f"/tasks/{refused.pk}/retry/")
+    assert response.status_code == 409
+    assert "Edit the prompt or change the references" in response.content.decode()
+    assert GenerationTask.objects.count() == 1
 
 
 def test_cancel_marks_the_task_cancelled(client_alice, team, alice):

@@ -14,7 +14,7 @@ NEWCOMER = {"name": "Erin Ito", "email": "erin@example.com", "password1": PASSWO
 
 
 def current_team_in_header(response):
-    match = re.search(r'<summary aria-label="Current team">([^<]*)</summary>', response.content.decode())
+    match = re.search(r'<summary><span class="sr-only">Team: </span>([^<]*)</summary>', response.content.decode())
     return match.group(1).strip() if match else None
 
 

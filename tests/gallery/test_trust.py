@@ -354,7 +354,7 @@ def test_a_storage_error_while_deleting_gallery_images_is_not_a_500(
 
 @pytest.fixture
 def alices_work(team, alice):
-    failed = run_until_final(make_task(team, alice, prompt="Alice's failure [sandbox:fail=invalid_parameters]"))
+    failed = run_until_final(make_task(team, alice, prompt="Alice's failure [sandbox:fail=request_cancelled]"))
     running = make_task(team, alice, prompt="Alice's running task [sandbox:slow=60]")
     done = run_until_final(make_task(team, alice, prompt="Alice's finished task"))
     return {"failed": failed, "running": running, "done": done, "image": done.images.get()}
@@ -391,7 +391,7 @@ def test_a_member_sees_no_buttons_for_a_teammates_tasks_and_images(client_bob, a
 
 def bobs_task(team, bob, which):
     if which == "failed":
-        return run_until_final(make_task(team, bob, prompt="x [sandbox:fail=invalid_parameters]"))
+        return run_until_final(make_task(team, bob, prompt="x [sandbox:fail=request_cancelled]"))
     if which == "running":
         return make_task(team, bob, prompt="y [sandbox:slow=60]")
     return run_until_final(make_task(team, bob))
