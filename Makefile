@@ -31,7 +31,7 @@ install-test: $(VENV)/.installed-test
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
-	@$(BIN)/python manage.py welcome
+	@$(BIN)/python manage.py welcome --url http://127.0.0.1:$(PORT)
 	exec $(BIN)/honcho start -f Procfile --port $(PORT)
 
 # Browser tests use Debian's Chromium; we never download a browser of Playwright's own.

@@ -7,7 +7,10 @@ storage; no pipeline runs). Server: `make run`'s (granian, WSGI, 2 workers, 8 bl
 settings; its URLconf bench.poll_urls adds /bench/bare/). Every request carries a signed-in
 member's session cookie and HX-Request: true. Three requests:
   bare       GET /bench/bare/ → 200 "ok": the floor (all the middleware, no view work)
-  changed    GET /history/?v=<stale> → 200, the fragment (20 rows, 240 thumbnails)
+  changed    GET /history/?v=<current, but one row older> → 200: that row alone (out of band),
+             the poller and the counts (per-row updates: what a poll sends while a task runs)
+  full       GET /history/?v=<stale> → 200, the whole fragment (20 rows, 240 thumbnails): what a
+             poll sends when the list itself changed (a task came or went); shown for reference
   unchanged  GET /history/?v=<current> → 204
 Load: Debian's wrk (1 thread, 16 connections, keep-alive) on the same machine; if wrk is not
 installed, a threaded httpx client (16 threads), which is far slower and shares the CPUs with the
@@ -42,9 +45,10 @@ CONNECTIONS = 16  # = 2 workers × 8 blocking threads: every server thread has a
 TASKS, IMAGES_PER_TASK = 20, 15
 STALE = "0" * 16  # a version no history has
 PG_NAME = "seedream_bench_poll"
-CASES = ("bare", "changed", "unchanged")
-LABELS = {"bare": "bare view (floor)", "changed": "poll, changed (200)", "unchanged": "poll, unchanged (204)"}
-EXPECTED = {"bare": 200, "changed": 200, "unchanged": 204}
+CASES = ("bare", "changed", "full", "unchanged")
+LABELS = {"bare": "bare view (floor)", "changed": "poll, one row changed (200)", "full": "poll, list changed (200)",
+          "unchanged": "poll, unchanged (204)"}
+EXPECTED = {"bare": 200, "changed": 200, "full": 200, "unchanged": 204}
 
 
 def main(argv=None):
@@ -111,10 +115,12 @@ def setup_child(spec):
 
     team, user = common.migrate_and_owner()
     make_history(team, user)
-    current = history.version(team, user, False)
+    current = history.version(team, user, False).token
+    one_row_older = current[:-8] + "00000000"  # the oldest listed row's digest from before its change
     client = Client(SERVER_NAME="127.0.0.1", headers={"HX-Request": "true"})  # an allowed host
     client.force_login(user, backend="gallery.auth.EmailOrUsernameBackend")
-    paths = {"bare": "/bench/bare/", "changed": f"/history/?v={STALE}", "unchanged": f"/history/?v={current}"}
+    paths = {"bare": "/bench/bare/", "changed": f"/history/?v={one_row_older}", "full": f"/history/?v={STALE}",
+             "unchanged": f"/history/?v={current}"}
     in_process = time_in_process(client, paths, spec["runs"])
     if spec["profile"]:
         profile(client, paths, spec["runs"])
@@ -178,10 +184,13 @@ def check_answers(get):
         status, body = get(case)
         if status != EXPECTED[case]:
             raise RuntimeError(f"{case}: answered {status}, expected {EXPECTED[case]}")
-    status, body = get("changed")
+    status, body = get("full")
     rows, thumbs = body.count(b'class="task-row"'), body.count(b"/thumb/")
     if (rows, thumbs) != (TASKS, (TASKS - 4) * IMAGES_PER_TASK):
-        raise RuntimeError(f"the fragment has {rows} rows and {thumbs} thumbnails")
+        raise RuntimeError(f"the full fragment has {rows} rows and {thumbs} thumbnails")
+    status, body = get("changed")
+    if body.count(b'class="task-row"') != 1 or b'hx-swap-oob="true"' not in body:
+        raise RuntimeError("the changed poll did not answer one row, out of band")
     return len(body)
 
 
@@ -210,7 +219,7 @@ def profile(client, paths, runs):
     import io
     import pstats
 
-    for case in ("changed", "unchanged"):
+    for case in ("changed", "full", "unchanged"):
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(runs):

@@ -3,6 +3,7 @@ from functools import lru_cache
 
 from django import template
 from django.conf import settings
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -49,6 +50,16 @@ def when(value):
         value.strftime("%Y-%m-%d %H:%M:%S %Z"),
         naturaltime(value),
     )
+
+
+@register.simple_tag
+def at(value):
+    """The exact moment, written by the browser in its reader's locale (site.js); the server's
+    text is the fallback without JavaScript."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    return format_html('<time datetime="{}" data-exact>{}</time>', value.isoformat(), local.strftime("%Y-%m-%d %H:%M:%S"))
 
 
 @register.filter

@@ -129,6 +129,7 @@
   function updateCount() {
     const count = tiles().length;
     $(form(), "[data-ref-count]").textContent = `${count} of ${MAX_REFS}`;
+    if (count) $(form(), "[data-references]").open = true; // chosen references are always in view
   }
 
   // Puts the chosen files into the real file input and the tile order into reference_order,
@@ -218,11 +219,19 @@
     serverErrors = new Set($$(f, "ul[data-errors-for]").filter((ul) => ul.children.length).map((ul) => ul.dataset.errorsFor));
     const zone = $(f, "[data-dropzone]");
     const input = $(f, "[data-file-input]");
-    zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("is-dragover"); });
-    zone.addEventListener("dragleave", () => zone.classList.remove("is-dragover"));
-    zone.addEventListener("drop", (e) => {
+    // Files may be dropped anywhere on the form: the (collapsed) references open to take them.
+    const carriesFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types || []).includes("Files");
+    f.addEventListener("dragover", (e) => {
+      if (!carriesFiles(e)) return;
+      e.preventDefault();
+      $(f, "[data-references]").open = true;
+      zone.classList.add("is-dragover");
+    });
+    f.addEventListener("dragleave", (e) => { if (!f.contains(e.relatedTarget)) zone.classList.remove("is-dragover"); });
+    f.addEventListener("drop", (e) => {
+      if (!carriesFiles(e)) return;
       e.preventDefault(); zone.classList.remove("is-dragover");
-      if (e.dataTransfer && e.dataTransfer.files.length) addFiles(e.dataTransfer.files);
+      if (e.dataTransfer.files.length) addFiles(e.dataTransfer.files);
     });
     zone.addEventListener("keydown", (e) => {
       if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); }

@@ -24,8 +24,8 @@ def test_a_new_user_onboards_and_lands_signed_in_on_the_studio(live_server, page
     page.get_by_role("button", name="Create team and sign in").click()
 
     expect(page).to_have_url(f"{live_server.url}/")
-    expect(page.locator("summary[aria-label='Current team']")).to_have_text("Pixel Foundry")
-    expect(page.locator("summary[aria-label='Account menu']")).to_have_text("Dana Scully")
+    expect(page.locator("details.team-switcher summary")).to_have_text("Team: Pixel Foundry")
+    expect(page.locator("details.user-menu summary")).to_have_text("Account: Dana Scully")
     expect(page.get_by_text("Welcome to Seedream Studio! Pixel Foundry is ready.")).to_be_visible()
     expect(page.get_by_role("link", name="Studio", exact=True)).to_have_attribute("aria-current", "page")
     owner = User.objects.get()

@@ -175,7 +175,7 @@ def test_drop_paste_generate_watch_it_finish_and_remix(live_server, page, team, 
     # The worker runs it; the poll brings it to completed with two thumbnails, no reload.
     expect(row).to_have_attribute("data-status", "completed", timeout=LIVE)
     expect(row.locator(".thumbs img")).to_have_count(2)
-    expect(page.locator("#history-title")).to_contain_text("0 running · 2 completed")
+    expect(page.locator("#history-counts")).to_contain_text("0 running · 2 completed")
     expect(page.locator("[data-announcer]")).to_have_text(
         "Finished: “A red fox reading a newspaper in a sunlit café”, 2 images."
     )
