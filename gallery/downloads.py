@@ -32,6 +32,8 @@ def describe(image):
     """The prompt and settings of an image: written into downloads and the ZIP's manifest."""
     task = image.task
     return {
+        "model": task.model,
+        "model_name": task.model_name,
         "prompt": task.prompt,
         "sent_prompt": task.sent_prompt,
         "size": task.size,
@@ -39,6 +41,9 @@ def describe(image):
         "custom_size": f"{task.custom_width}x{task.custom_height}" if task.custom_width else None,
         "n": task.n,
         "priority": task.priority,
+        **{extra: value for extra in ("output_format", "web_search", "watermark", "background")
+           if (value := getattr(task, extra))},
+        "compare_group": str(task.compare_group) if task.compare_group else None,
         "image": image.index + 1,
         "width": image.width,
         "height": image.height,

@@ -73,6 +73,8 @@ FAILURES = {
         "Check the provider's dashboard, then retry if nothing was made.", RETRY),
     "reference_missing": Failure(
         "A reference image could not be found to send.", "Remix the task and add the references again.", EDIT),
+    "model_unavailable": Failure(
+        "No provider on this studio offers this model any more.", "Remix the task with another model.", EDIT),
     "provider_unavailable": Failure(
         "The provider that ran this task is no longer set up on this studio.", "Retry it with another provider.", RETRY),
 }

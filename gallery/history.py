@@ -78,6 +78,18 @@ def version(team, user, only_mine):
 
 
 @dataclass
+class CompareGroup:
+    """Tasks of one comparison (one prompt on several models), shown side by side."""
+
+    id: object
+    tasks: list
+
+    @property
+    def prompt(self):
+        return self.tasks[0].prompt
+
+
+@dataclass
 class History:
     tasks: list
     version: Version
@@ -85,6 +97,21 @@ class History:
     oob: bool = False  # rendered as an out-of-band swap (beside a submitted form)
 
     size = SIZE
+
+    @property
+    def entries(self):
+        """The tasks in order, those of one comparison gathered in a CompareGroup (they were
+        created together, so they are next to each other unless someone else's task came between)."""
+        entries = []
+        for task in self.tasks:
+            last = entries[-1] if entries else None
+            if task.compare_group and isinstance(last, CompareGroup) and last.id == task.compare_group:
+                last.tasks.append(task)
+            elif task.compare_group:
+                entries.append(CompareGroup(task.compare_group, [task]))
+            else:
+                entries.append(task)
+        return entries
 
     @property
     def running(self):

@@ -1,31 +1,36 @@
-"""The generation settings of SPEC §2 and §7: ratios, qualities, pixel sizes, limits."""
+"""The generation settings of SPEC §2 and §7: ratios, qualities, pixel sizes, limits, and the words
+of every rule. What differs between models is in gallery/catalog.py."""
 
-RATIOS = ["auto", "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
-QUALITIES = ["1K", "2K", "4K"]
+from gallery import catalog
+
+RATIOS = ["auto", "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "9:21"]
+QUALITIES = list(catalog.QUALITIES)
 PRIORITIES = [("standard", "Standard (better quality, slower)"), ("fast", "Fast")]
+DEFAULT_MODEL = catalog.SD40  # settings.DEFAULT_MODEL may name another
 
-# ByteDance's Seedream 4 table, plus our own exact 5:4 and 4:5 rows.
+# ByteDance's Seedream 4 table for 1K, 2K and 4K, plus our own rows where nothing is published:
+# 5:4 and 4:5 exact; 9:21 is 21:9 turned; 1.5K is 2K × 0.75 and 3K the largest size of the 2K
+# shape within 3072² pixels (5.0 Lite's ceiling), both in multiples of 16.
 PIXEL_SIZES = {
-    "1:1": {"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)},
-    "4:3": {"1K": (1152, 864), "2K": (2304, 1728), "4K": (4704, 3520)},
-    "3:4": {"1K": (864, 1152), "2K": (1728, 2304), "4K": (3520, 4704)},
-    "16:9": {"1K": (1312, 736), "2K": (2848, 1600), "4K": (5504, 3040)},
-    "9:16": {"1K": (736, 1312), "2K": (1600, 2848), "4K": (3040, 5504)},
-    "3:2": {"1K": (1248, 832), "2K": (2496, 1664), "4K": (4992, 3328)},
-    "2:3": {"1K": (832, 1248), "2K": (1664, 2496), "4K": (3328, 4992)},
-    "21:9": {"1K": (1568, 672), "2K": (3136, 1344), "4K": (6240, 2656)},
-    "5:4": {"1K": (1120, 896), "2K": (2240, 1792), "4K": (4480, 3584)},
-    "4:5": {"1K": (896, 1120), "2K": (1792, 2240), "4K": (3584, 4480)},
+    "1:1": {"1K": (1024, 1024), "1.5K": (1536, 1536), "2K": (2048, 2048), "3K": (3072, 3072), "4K": (4096, 4096)},
+    "4:3": {"1K": (1152, 864), "1.5K": (1728, 1296), "2K": (2304, 1728), "3K": (3456, 2592), "4K": (4704, 3520)},
+    "3:4": {"1K": (864, 1152), "1.5K": (1296, 1728), "2K": (1728, 2304), "3K": (2592, 3456), "4K": (3520, 4704)},
+    "16:9": {"1K": (1312, 736), "1.5K": (2144, 1200), "2K": (2848, 1600), "3K": (4096, 2288), "4K": (5504, 3040)},
+    "9:16": {"1K": (736, 1312), "1.5K": (1200, 2144), "2K": (1600, 2848), "3K": (2288, 4096), "4K": (3040, 5504)},
+    "3:2": {"1K": (1248, 832), "1.5K": (1872, 1248), "2K": (2496, 1664), "3K": (3744, 2496), "4K": (4992, 3328)},
+    "2:3": {"1K": (832, 1248), "1.5K": (1248, 1872), "2K": (1664, 2496), "3K": (2496, 3744), "4K": (3328, 4992)},
+    "21:9": {"1K": (1568, 672), "1.5K": (2352, 1008), "2K": (3136, 1344), "3K": (4688, 2000), "4K": (6240, 2656)},
+    "9:21": {"1K": (672, 1568), "1.5K": (1008, 2352), "2K": (1344, 3136), "3K": (2000, 4688), "4K": (2656, 6240)},
+    "5:4": {"1K": (1120, 896), "1.5K": (1680, 1344), "2K": (2240, 1792), "3K": (3360, 2688), "4K": (4480, 3584)},
+    "4:5": {"1K": (896, 1120), "1.5K": (1344, 1680), "2K": (1792, 2240), "3K": (2688, 3360), "4K": (3584, 4480)},
 }
 
-MAX_PROMPT_CHARS = 2000
+MAX_PROMPT_CHARS = max(model.max_prompt_chars for model in catalog.MODELS.values())  # per model in catalog
 MAX_REFERENCES = 10
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024
 MIN_REFERENCE_SIDE = 14
 MAX_REFERENCE_SIDE = 6000
 MAX_IMAGES = 15  # n, and references + n
-MIN_CUSTOM_PIXELS = 1280 * 720
-MAX_CUSTOM_PIXELS = 4096 * 4096
 MIN_REFERENCE_ASPECT, MAX_REFERENCE_ASPECT = 1 / 3, 3
 MIN_CUSTOM_ASPECT, MAX_CUSTOM_ASPECT = 1 / 16, 16
 
@@ -76,7 +81,8 @@ def nearest_ratio(width, height):
 # Placeholders are {name}; numbers come formatted ("2,000").
 MESSAGES = {
     "prompt_blank": "Write a prompt: describe the image you want.",
-    "prompt_too_long": "The prompt is {length} characters long; the limit is {limit}. Shorten it by {over} {characters}.",
+    "prompt_too_long": "The prompt is {length} characters long; {model} takes at most {limit}. "
+    "Shorten it by {over} {characters}.",
     "prompt_control": "The prompt contains an invisible control character (U+{code}, character {position}). "
     "Remove it and try again.",
     "too_many_references": "You added {count} reference images; the limit is {limit}. Remove {over}.",
@@ -87,12 +93,26 @@ MESSAGES = {
     "reference_aspect": "“{name}” is {width}×{height} pixels, too narrow or too wide: width divided by height "
     "must be between 1/3 and 3.",
     "n_range": "Choose between 1 and {max} images.",
+    "one_image": "{model} makes one image per task: set the number of images to 1.",
     "too_many_images": "{count} reference image{s} + {n} images = {total}, but together they can be at most "
     "{max}. With {count} reference{s}, ask for at most {left} images.",
     "custom_format": "Write the custom size as WIDTHxHEIGHT, for example 1920x1080.",
-    "custom_pixels": "{width}×{height} is {pixels} pixels; a custom size must have between {min_pixels} "
-    "(1280×720) and {max_pixels} (4096×4096) pixels.",
+    "custom_pixels": "{width}×{height} is {pixels} pixels; {model} takes custom sizes of {min_pixels} to "
+    "{max_pixels} pixels.",
     "custom_aspect": "{width}×{height} is too narrow or too wide: width divided by height must be between 1/16 and 16.",
+    "quality_not_offered": "{model} has no {quality} quality: choose {choices}.",
+    "priority_not_offered": "{model} takes only the {choices} priority.",
+    "extra_not_offered": "{model} has no {extra} setting: it is for {models} only.",
+    "transparent_needs_png": "A transparent background needs exactly one PNG reference image with transparency "
+    "({found}).",
+    "compare_count": "Pick 2 to 4 models to compare (you picked {count}).",
+    "model_unavailable": "No provider on this studio offers {model} yet. Pick another model, or ask whoever "
+    "runs the studio to set a price for it.",
+    # In the browser only: a setting the newly chosen model cannot take is changed, and said so.
+    "switched_quality": "{model} has no {quality}: switched to {new}.",
+    "switched_priority": "{model} takes only the {new} priority: switched to it.",
+    "switched_n": "{model} makes one image per task: set to 1.",
+    "switched_extra": "{model} has no {extra} setting: cleared.",
 }
 
 
@@ -110,9 +130,10 @@ def studio_rules():
         "maxReferenceSide": MAX_REFERENCE_SIDE,
         "referenceAspect": [MIN_REFERENCE_ASPECT, MAX_REFERENCE_ASPECT],
         "maxImages": MAX_IMAGES,
-        "customPixels": [MIN_CUSTOM_PIXELS, MAX_CUSTOM_PIXELS],
+        "defaultModel": DEFAULT_MODEL,
         "customAspect": [MIN_CUSTOM_ASPECT, MAX_CUSTOM_ASPECT],
         "referenceTypes": [content_type(name) for name in REFERENCE_FORMATS],
         "pixelSizes": PIXEL_SIZES,
+        "models": catalog.rules(),
         "messages": MESSAGES,
     }

@@ -11,8 +11,8 @@ import hashlib
 import logging
 import random
 import secrets
+import uuid
 from datetime import timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.core.files import File
@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from gallery import logs, options
+from gallery import catalog, logs, options
 from gallery.forms.studio import sent_prompt
 from gallery.images.decode import (
     InvalidImage,
@@ -44,7 +44,6 @@ from gallery.providers import (
 )
 
 log = logging.getLogger(__name__)
-MODEL = "doubao-seedream-4.0"
 
 
 class RetryLater(Exception):
@@ -55,67 +54,118 @@ class RetryLater(Exception):
 
 
 def submit(team, user, cleaned, retry_of=None):
-    """Stores the references, then creates the task and its reference rows in one short
-    transaction, and enqueues it after commit. Returns the task.
+    """One task on cleaned["model"] (see submit_all)."""
+    return submit_all(team, user, {**cleaned, "compare": []}, retry_of)[0]
+
+
+def submit_all(team, user, cleaned, retry_of=None):
+    """Creates the tasks of one submission, one, or one per compared model (grouped), and
+    enqueues them after commit. Returns them in the order the models were picked.
 
     Files are written first, outside the transaction (a long write would hold SQLite's write lock
-    and stall the worker); if the rows are not committed, the files are deleted again. The same
-    form sent twice with the same inputs (a double click) gives the first task; sent again with
-    other inputs, it is a new task. Raises StorageUnavailable when the files cannot be saved.
+    and stall the worker); the rows of every task are then created in one short transaction, and
+    if they are not committed the files are deleted again: a comparison is made whole or not at
+    all. The same form sent twice with the same inputs (a double click) gives the first
+    submission's tasks; sent again with other inputs, they are new. Raises StorageUnavailable
+    when the files cannot be saved, and ModelUnavailable when no configured provider serves a
+    model (before anything is written).
     """
-    fingerprint = inputs_digest(cleaned)
-    token = f"{cleaned['submit_token']}:{fingerprint}" if cleaned.get("submit_token") else ""
-    if token and (existing := GenerationTask.objects.filter(team=team, submit_token=token).first()):
-        return existing
-    provider = default_provider_name()
-    price = Decimal(str(price_per_image(provider)))
-    custom = cleaned.get("custom_size")
+    models = list(cleaned.get("compare") or [cleaned.get("model") or settings.DEFAULT_MODEL])
+    # Created last model first: the history lists newest first, so they show in the picked order.
+    asks = [{**cleaned, "model": model} for model in reversed(models)]
+    token = cleaned.get("submit_token") or ""
+    tokens = [f"{token}:{inputs_digest(ask)}" if token else "" for ask in asks]
+    if token and (existing := GenerationTask.objects.filter(team=team, submit_token=tokens[0]).first()):
+        return submitted_with(existing)
+    providers = [provider_for(ask["model"], ask["quality"]) for ask in asks]
+    group = uuid.uuid4() if len(asks) > 1 else None
     created_at = timezone.now()
-    stored = store_references(team, created_at, cleaned["references"])
+    stored = []
     try:
+        for ask in asks:
+            stored.append(store_references(team, created_at, ask["references"]))
         with transaction.atomic():
-            task = GenerationTask.objects.create(
-                submit_token=token,
-                team=team,
-                created_by=user,
-                retry_of=retry_of,
-                created_at=created_at,
-                prompt=cleaned["prompt"],
-                sent_prompt=sent_prompt(cleaned["prompt"], cleaned["n"], cleaned["ask_for_n"]),
-                ask_for_n=cleaned["ask_for_n"],
-                size=cleaned["size"],
-                quality=cleaned["quality"],
-                custom_width=custom[0] if custom else None,
-                custom_height=custom[1] if custom else None,
-                n=cleaned["n"],
-                priority=cleaned["priority"],
-                provider=provider,
-                price_per_image=price,
-                reserved_cost=price * cleaned["n"],
-            )
-            ReferenceImage.objects.bulk_create(
-                ReferenceImage(
-                    task=task,
-                    team=team,
-                    position=position,
-                    file=name,
-                    original_name=ref.name[:255],
-                    format=ref.info.format,
-                    width=ref.info.width,
-                    height=ref.info.height,
-                    bytes=ref.info.bytes,
-                    sha256=ref.info.sha256,
-                )
-                for position, (ref, name) in enumerate(zip(cleaned["references"], stored))
-            )
-            transaction.on_commit(lambda: enqueue(task.pk))
+            tasks = [
+                create_task(team, user, ask, created_at + timedelta(microseconds=i), provider,
+                            submit_token=task_token, reference_names=names, retry_of=retry_of, compare_group=group)
+                for i, (ask, task_token, provider, names) in enumerate(zip(asks, tokens, providers, stored))
+            ]
     except BaseException as e:
-        delete_stored_files(stored)
+        delete_stored_files([name for names in stored for name in names])
         if token and isinstance(e, IntegrityError):
-            # Two copies of one form raced; the first one's task is the answer to both.
-            return GenerationTask.objects.get(team=team, submit_token=token)
+            # Two copies of one form raced; the first one's tasks are the answer to both.
+            return submitted_with(GenerationTask.objects.get(team=team, submit_token=tokens[0]))
         raise
+    return tasks[::-1]
+
+
+def submitted_with(task):
+    """The tasks of an earlier submission: the task, or its whole comparison in picked order."""
+    if not task.compare_group:
+        return [task]
+    return list(GenerationTask.objects.filter(team=task.team, compare_group=task.compare_group)
+                .order_by("-created_at", "-id"))
+
+
+def provider_for(model, quality):
+    """The provider a new task of `model` is priced for; ModelUnavailable when none serves it."""
+    provider = default_provider_name(model, quality)
+    if provider is None:
+        raise ModelUnavailable(catalog.MODELS[model].name if model in catalog.MODELS else model)
+    return provider
+
+
+def create_task(team, user, cleaned, created_at, provider, submit_token, reference_names, **links):
+    """The task's row and its references' rows (inside the caller's transaction); enqueued after commit."""
+    model = cleaned["model"]
+    price = price_per_image(provider, model, cleaned["quality"])
+    n = cleaned["n"] if catalog.MODELS[model].sends_n else 1  # 5.0 Pro: one image per task
+    custom = cleaned.get("custom_size")
+    task = GenerationTask.objects.create(
+        submit_token=submit_token,
+        team=team,
+        created_by=user,
+        created_at=created_at,
+        model=model,
+        prompt=cleaned["prompt"],
+        sent_prompt=sent_prompt(cleaned["prompt"], n, cleaned["ask_for_n"]),
+        ask_for_n=cleaned["ask_for_n"],
+        size=cleaned["size"],
+        quality=cleaned["quality"],
+        custom_width=custom[0] if custom else None,
+        custom_height=custom[1] if custom else None,
+        n=n,
+        priority=cleaned["priority"],
+        output_format=cleaned.get("output_format") or "",
+        web_search=bool(cleaned.get("web_search")),
+        watermark=bool(cleaned.get("watermark")),
+        background=cleaned.get("background") or "",
+        provider=provider,
+        price_per_image=price,
+        reserved_cost=price * n,
+        **links,
+    )
+    ReferenceImage.objects.bulk_create(
+        ReferenceImage(
+            task=task,
+            team=team,
+            position=position,
+            file=name,
+            original_name=ref.name[:255],
+            format=ref.info.format,
+            width=ref.info.width,
+            height=ref.info.height,
+            bytes=ref.info.bytes,
+            sha256=ref.info.sha256,
+        )
+        for position, (ref, name) in enumerate(zip(cleaned["references"], reference_names))
+    )
+    transaction.on_commit(lambda: enqueue(task.pk))
     return task
+
+
+class ModelUnavailable(Exception):
+    """No configured provider has a price for the model."""
 
 
 class StorageUnavailable(Exception):
@@ -143,8 +193,9 @@ def inputs_digest(cleaned):
     """A digest of everything a submission asks for: the same form sent twice with other inputs
     is another task, not a double click."""
     parts = [
-        cleaned["prompt"], cleaned["size"], cleaned["quality"], str(cleaned.get("custom_size")),
-        str(cleaned["n"]), str(cleaned["ask_for_n"]), cleaned["priority"],
+        cleaned.get("model") or "", cleaned["prompt"], cleaned["size"], cleaned["quality"],
+        str(cleaned.get("custom_size")), str(cleaned["n"]), str(cleaned["ask_for_n"]), cleaned["priority"],
+        *(str(cleaned.get(extra) or "") for extra in ("output_format", "web_search", "watermark", "background")),
         *(ref.info.sha256 for ref in cleaned["references"]),
     ]
     return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).hexdigest()
@@ -163,6 +214,11 @@ def retry(task, user):
             "retried as it was. Remix it instead and add the references again."
         ) from e
     cleaned = {
+        "model": task.model,
+        "output_format": task.output_format,
+        "web_search": task.web_search,
+        "watermark": task.watermark,
+        "background": task.background,
         "prompt": task.prompt,
         "ask_for_n": task.ask_for_n,
         "size": task.size,
@@ -270,7 +326,7 @@ def create_upstream(task):
         task.update_fields(uncertain_creates=task.uncertain_creates + 1)
     try:
         # The router tries the cheapest healthy provider first and fails over to the next.
-        _, created = router.create(task.pk, lambda provider: create_at(task, provider))
+        _, created = router.create(task.pk, lambda provider: create_at(task, provider), task.model, task.quality)
     except ProviderError as e:
         task.update_fields(create_started_at=None)
         handle_error(task, e)
@@ -295,7 +351,7 @@ def create_at(task, provider):
     """One create attempt at one provider; the task records who runs it and at what price."""
     if provider.name != task.provider:
         forget_references(task)
-        price = Decimal(str(price_per_image(provider.name)))
+        price = price_per_image(provider.name, task.model, task.quality)
         task.update_fields(provider=provider.name, price_per_image=price, reserved_cost=price * task.n)
     urls = deliver_references(task, provider)
     task.extend_lease()  # the create call must end inside the lease, or a second worker may pay again
@@ -313,7 +369,7 @@ def generation_request(task, reference_urls):
     return GenerationRequest(
         client_ref=str(task.pk),
         prompt=task.sent_prompt,
-        model=MODEL,
+        model=task.model,
         size=task.size,
         quality=task.quality,
         n=task.n,
@@ -322,6 +378,10 @@ def generation_request(task, reference_urls):
         reference_urls=tuple(reference_urls),
         reference_sizes=tuple((ref.width, ref.height) for ref in references),
         callback_url=callback_url(task.pk) if settings.STUDIO_PUBLIC_URL.startswith("https://") else "",
+        output_format=task.output_format,
+        web_search=task.web_search,
+        watermark=task.watermark,
+        background=task.background,
     )
 
 

@@ -12,6 +12,7 @@ urlpatterns = [
     path("history/", studio.history_fragment, name="history"),
     path("upstream/evolink/<uuid:task_id>/<str:token>/", callbacks.evolink, name="evolink_callback"),
     path("tasks/<uuid:task_id>/", studio.task_detail, name="task_detail"),
+    path("compare/<uuid:group_id>/", studio.compare, name="compare"),
     path("tasks/<uuid:task_id>/retry/", studio.retry, name="task_retry"),
     path("tasks/<uuid:task_id>/cancel/", studio.cancel, name="task_cancel"),
     path("tasks/<uuid:task_id>/delete/", studio.delete, name="task_delete"),

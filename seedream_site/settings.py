@@ -9,13 +9,15 @@ import os
 import secrets
 import tempfile
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from gallery import options as limits  # plain data, no Django imports
+from gallery import catalog  # plain data, no Django imports
+from gallery import options as limits
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -369,11 +371,44 @@ EVOLINK_BASE_URL = env_url("EVOLINK_BASE_URL", "https://api.evolink.ai")
 EVOLINK_FILES_URL = env_url("EVOLINK_FILES_URL", "https://files-api.evolink.ai")
 BYTEPLUS_API_KEY = env_secret("BYTEPLUS_API_KEY")
 BYTEPLUS_BASE_URL = env_url("BYTEPLUS_BASE_URL", "https://ark.ap-southeast.bytepluses.com")
-PRICE_PER_IMAGE = {
-    "sandbox": env_number("SANDBOX_PRICE_PER_IMAGE", 0.0, kind=float, minimum=0),
-    "evolink": env_number("EVOLINK_PRICE_PER_IMAGE", 0.0222, kind=float, minimum=0),
-    "byteplus": env_number("BYTEPLUS_PRICE_PER_IMAGE", 0.03, kind=float, minimum=0),
-}
+
+
+def env_prices(name):
+    """PRICES="evolink:doubao-seedream-5.0-pro=0.05, byteplus:doubao-seedream-4.5:4K=0.045": dollars
+    per image, for a provider and model (and a quality tier, optionally). The model table
+    (gallery/catalog.py) has the defaults; a provider without a price for a model does not run it."""
+    prices = {}
+    for item in env_list(name, []):
+        key, _, value = item.partition("=")
+        parts = key.strip().split(":")
+        try:
+            price = Decimal(value.strip())
+        except (InvalidOperation, ValueError):
+            price = None
+        provider, model, quality = (parts + ["", ""])[:3]
+        known = (
+            provider in ("evolink", "byteplus", "sandbox")
+            and (not model or model in catalog.MODELS)
+            and (not quality or (model and catalog.MODELS[model].offers(quality)))
+        )
+        if price is None or price < 0 or not 1 <= len(parts) <= 3 or not all(parts) or not known:
+            raise ImproperlyConfigured(
+                f"{name} must list provider:model[:quality]=dollars separated by commas, with a provider of "
+                f"evolink, byteplus or sandbox and a model of {', '.join(catalog.MODELS)}; not {item!r}."
+            )
+        prices[":".join(parts)] = price
+    return prices
+
+
+# Legacy per-provider settings price Seedream 4.0 (and the sandbox, every model); PRICES says the rest.
+PRICE_OVERRIDES = env_prices("PRICES")
+for _provider, _variable in (("evolink", "EVOLINK_PRICE_PER_IMAGE"), ("byteplus", "BYTEPLUS_PRICE_PER_IMAGE")):
+    if os.environ.get(_variable):
+        PRICE_OVERRIDES.setdefault(f"{_provider}:doubao-seedream-4.0", Decimal(str(env_number(_variable, 0.0, kind=float, minimum=0))))
+if os.environ.get("SANDBOX_PRICE_PER_IMAGE"):
+    PRICE_OVERRIDES.setdefault("sandbox", Decimal(str(env_number("SANDBOX_PRICE_PER_IMAGE", 0.0, kind=float, minimum=0))))
+# The model the studio offers first (every model of gallery/catalog.py may be picked per task).
+DEFAULT_MODEL = env_choice("DEFAULT_MODEL", catalog.SD40, tuple(catalog.MODELS))
 # Circuit breaker: after this many failed create calls in a row a provider is skipped for the
 # cool-down, then tried again.
 BREAKER_FAILURES = env_number("BREAKER_FAILURES", 3, minimum=1)

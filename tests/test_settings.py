@@ -27,6 +27,12 @@ def start(**env):
         ("TASK_DEADLINE_SECONDS", "0"),
         ("SANDBOX_RUN_SECONDS", "fast"),
         ("EVOLINK_PRICE_PER_IMAGE", "-1"),
+        ("PRICES", "evolink:doubao-seedream-4.5=cheap"),
+        ("PRICES", "evolink=-0.1"),
+        ("PRICES", "a:b:c:d=1"),
+        ("PRICES", "evolnk:doubao-seedream-4.0=0.02"),
+        ("PRICES", "evolink:doubao-seedream-4.5:1K=0.02"),
+        ("DEFAULT_MODEL", "doubao-seedream-9"),
         ("STUDIO_PUBLIC_URL", "studio.example.com"),
         ("TASKS_BACKEND", "carrier-pigeon"),
         ("DATABASE_URL", "nosuchdb://x"),
@@ -37,6 +43,20 @@ def test_a_malformed_setting_stops_start_up_naming_the_variable(name, value):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert name in result.stderr
+
+
+def test_prices_and_the_default_model_come_from_the_environment():
+    show = "from django.conf import settings; print(sorted(settings.PRICE_OVERRIDES.items()), settings.DEFAULT_MODEL)"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", show], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DEFAULT_MODEL": "doubao-seedream-4.5", "EVOLINK_PRICE_PER_IMAGE": "0.02",
+             "PRICES": "evolink:doubao-seedream-5.0-pro=0.05, byteplus:doubao-seedream-4.5:4K=0.045"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        "[('byteplus:doubao-seedream-4.5:4K', Decimal('0.045')), ('evolink:doubao-seedream-4.0', Decimal('0.02')), "
+        "('evolink:doubao-seedream-5.0-pro', Decimal('0.05'))] doubao-seedream-4.5"
+    )
 
 
 def test_the_defaults_start_cleanly():

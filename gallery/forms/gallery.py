@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 from django import forms
 
-from gallery import options
+from gallery import catalog, options
 from gallery.ids import parse_ids
 from gallery.models.images import decode_cursor
 
@@ -15,7 +15,8 @@ RATIO_CHOICES = (
     + [("custom", "Custom size")]
 )
 QUALITY_CHOICES = [("", "Any quality")] + [(q, q) for q in options.QUALITIES]
-FILTERS = ("q", "member", "ratio", "quality", "since", "until", "favourites")
+MODEL_CHOICES = [("", "Any model")] + [(model.id, model.name) for model in catalog.MODELS.values()]
+FILTERS = ("q", "member", "model", "ratio", "quality", "since", "until", "favourites")
 # Dates outside these years cannot be turned into a moment in every time zone (year 1 in Tokyo
 # is before year 1 in UTC), and no image was made then.
 EARLIEST, LATEST = date(2000, 1, 1), date(9998, 12, 31)
@@ -27,6 +28,7 @@ class GalleryFilters(forms.Form):
 
     q = forms.CharField(label="Search prompts", required=False, max_length=200)
     member = forms.TypedChoiceField(label="Member", required=False, coerce=int, empty_value=None)
+    model = forms.ChoiceField(label="Model", required=False, choices=MODEL_CHOICES)
     ratio = forms.ChoiceField(label="Ratio", required=False, choices=RATIO_CHOICES)
     quality = forms.ChoiceField(label="Quality", required=False, choices=QUALITY_CHOICES)
     since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -71,6 +73,8 @@ class GalleryFilters(forms.Form):
             images = images.matching(data["q"])
         if data["member"]:
             images = images.by_member(data["member"])
+        if data["model"]:
+            images = images.with_model(data["model"])
         if data["ratio"]:
             images = images.with_ratio(data["ratio"])
         if data["quality"]:

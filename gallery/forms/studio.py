@@ -10,11 +10,12 @@ import uuid
 from dataclasses import dataclass
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
-from gallery import options
+from gallery import catalog, options, providers
 from gallery.ids import parse_id, parse_ids
 from gallery.images.decode import (
     TOO_LARGE_TO_DECODE,
@@ -31,16 +32,17 @@ SUBMIT_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 CUSTOM_SIZE = re.compile(r"^\s*([0-9]{1,5})\s*[x×X*]\s*([0-9]{1,5})\s*$")
 
 
-def clean_prompt(text):
+def clean_prompt(text, model=None):
     """Returns the prompt with newlines normalised and outer whitespace trimmed."""
+    model = model or catalog.MODELS[options.DEFAULT_MODEL]
     text = (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
         raise ValidationError(say("prompt_blank"), code="blank")
-    if len(text) > options.MAX_PROMPT_CHARS:
-        over = len(text) - options.MAX_PROMPT_CHARS
+    if len(text) > model.max_prompt_chars:
+        over = len(text) - model.max_prompt_chars
         raise ValidationError(
-            say("prompt_too_long", length=f"{len(text):,}", limit=f"{options.MAX_PROMPT_CHARS:,}", over=f"{over:,}",
-                characters="characters" if over > 1 else "character"),
+            say("prompt_too_long", length=f"{len(text):,}", model=model.name, limit=f"{model.max_prompt_chars:,}",
+                over=f"{over:,}", characters="characters" if over > 1 else "character"),
             code="too_long",
         )
     for position, char in enumerate(text, start=1):
@@ -126,18 +128,19 @@ def check_reference_count(count):
         )
 
 
-def parse_custom_size(text):
-    """'1920x1080' → (1920, 1080); blank → None."""
+def parse_custom_size(text, model=None):
+    """'1920x1080' → (1920, 1080); blank → None. The pixel range is the model's."""
+    model = model or catalog.MODELS[options.DEFAULT_MODEL]
     if not (text or "").strip():
         return None
     match = CUSTOM_SIZE.match(text)
     if not match:
         raise ValidationError(say("custom_format"), code="format")
     w, h = int(match[1]), int(match[2])
-    if w == 0 or h == 0 or not (options.MIN_CUSTOM_PIXELS <= w * h <= options.MAX_CUSTOM_PIXELS):
+    if w == 0 or h == 0 or not (model.min_pixels <= w * h <= model.max_pixels):
         raise ValidationError(
-            say("custom_pixels", width=w, height=h, pixels=f"{w * h:,}", min_pixels=f"{options.MIN_CUSTOM_PIXELS:,}",
-                max_pixels=f"{options.MAX_CUSTOM_PIXELS:,}"),
+            say("custom_pixels", width=w, height=h, pixels=f"{w * h:,}", model=model.name,
+                min_pixels=f"{model.min_pixels:,}", max_pixels=f"{model.max_pixels:,}"),
             code="pixels",
         )
     if not (options.MIN_CUSTOM_ASPECT <= w / h <= options.MAX_CUSTOM_ASPECT):
@@ -145,7 +148,10 @@ def parse_custom_size(text):
     return w, h
 
 
-def check_counts(reference_count, n):
+def check_counts(reference_count, n, model=None):
+    model = model or catalog.MODELS[options.DEFAULT_MODEL]
+    if n > model.max_images:
+        raise ValidationError(say("one_image", model=model.name), code="one_image")
     total = reference_count + n
     if total > options.MAX_IMAGES:
         raise ValidationError(
@@ -153,6 +159,45 @@ def check_counts(reference_count, n):
                 max=options.MAX_IMAGES, left=options.MAX_IMAGES - reference_count),
             code="too_many_images",
         )
+
+
+def _choices(values):
+    return " or ".join(", ".join(values).rsplit(", ", 1)) if len(values) > 1 else values[0]
+
+
+EXTRAS = {  # field → (what a person calls it, does the model take it)
+    "output_format": ("output format", lambda m: bool(m.output_formats)),
+    "web_search": ("web search", lambda m: m.web_search),
+    "watermark": ("watermark", lambda m: m.watermark),
+    "background": ("background", lambda m: bool(m.backgrounds)),
+}
+
+
+def check_model_settings(model, cleaned, references=()):
+    """{field: message} for every setting `model` cannot take (the quality, the priority, the
+    extras, a transparent background without one PNG reference with alpha). The studio form and
+    the API both call this: the rules of each model are in gallery/catalog.py only."""
+    problems = {}
+    quality = cleaned.get("quality")
+    if quality and not cleaned.get("custom_size") and not model.offers(quality):
+        problems["quality"] = say("quality_not_offered", model=model.name, quality=quality,
+                                  choices=_choices(model.qualities))
+    if cleaned.get("priority") and cleaned["priority"] not in model.priorities:
+        problems["priority"] = say("priority_not_offered", model=model.name, choices=_choices(model.priorities))
+    for name, (what, takes) in EXTRAS.items():
+        if cleaned.get(name) and not takes(model):
+            owners = [m.name for m in catalog.MODELS.values() if takes(m)]
+            problems[name] = say("extra_not_offered", model=model.name, extra=what, models=_choices(owners))
+    if cleaned.get("output_format") and model.output_formats and cleaned["output_format"] not in model.output_formats:
+        problems["output_format"] = f"{model.name} writes {_choices(model.output_formats)} files."
+    if cleaned.get("background") == "transparent" and model.backgrounds:
+        pngs = [ref for ref in references if ref.info.format == "PNG" and ref.info.has_alpha]
+        if len(references) != 1 or len(pngs) != 1:
+            found = f"you added {len(references)} reference image{'s' if len(references) != 1 else ''}"
+            if len(references) == 1:
+                found = "the reference has no transparency" if references[0].info.format == "PNG" else "the reference is not a PNG"
+            problems["background"] = say("transparent_needs_png", found=found)
+    return problems
 
 
 def sent_prompt(prompt, n, ask_for_n):
@@ -178,7 +223,15 @@ class MultipleImageField(forms.FileField):
         return files
 
 
+def model_choices():
+    return [(model.id, model.name) for model in catalog.MODELS.values()]
+
+
 class SubmitForm(forms.Form):
+    model = forms.ChoiceField(label="Model", choices=model_choices, initial=lambda: settings.DEFAULT_MODEL,
+                              required=False)  # not sent: the studio's default model
+    # Compare: the same prompt and settings on two to four models at once, one task each.
+    compare = forms.MultipleChoiceField(label="Compare models", choices=model_choices, required=False)
     prompt = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 5, "maxlength": options.MAX_PROMPT_CHARS, "placeholder": "A red fox reading a newspaper in a sunlit café, 35 mm photo"}),
         strip=False,
@@ -192,31 +245,46 @@ class SubmitForm(forms.Form):
         label="Aspect ratio", choices=[(r, "Auto" if r == "auto" else r) for r in options.RATIOS], initial="auto"
     )
     quality = forms.ChoiceField(choices=[(q, q) for q in options.QUALITIES], initial="2K")
-    custom_size = forms.CharField(
-        label="Custom pixel size", required=False, max_length=20,
-        widget=forms.TextInput(attrs={"placeholder": "e.g. 1920x1080"}),
-        help_text="Replaces ratio and quality.",
-    )
+    custom_size = forms.CharField(label="Custom pixel size", required=False, max_length=20)
     n = forms.IntegerField(
         label="Number of images", initial=1, min_value=1, max_value=options.MAX_IMAGES,
         error_messages=dict.fromkeys(["min_value", "max_value", "invalid", "required"], say("n_range", max=options.MAX_IMAGES)),
     )
-    ask_for_n = forms.BooleanField(
-        label="Ask the model for n different images", required=False, initial=True,
-        help_text="Adds “Generate n different images.” to the prompt we send when n > 1.",
-    )
+    ask_for_n = forms.BooleanField(label="Ask the model for n different images", required=False, initial=True)
     priority = forms.ChoiceField(choices=options.PRIORITIES, initial="standard")
+    output_format = forms.ChoiceField(
+        label="File format", required=False, choices=[("", "The model's choice"), ("png", "PNG"), ("jpeg", "JPEG")]
+    )
+    web_search = forms.BooleanField(label="Let the model search the web (billed extra)", required=False)
+    watermark = forms.BooleanField(label="Add the provider's watermark", required=False)
+    background = forms.ChoiceField(
+        label="Background", required=False,
+        choices=[("", "As the prompt says"), ("opaque", "Opaque"), ("transparent", "Transparent")],
+    )
     # Set when the form is rendered: a double submit of one form creates one task.
     submit_token = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, team=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.team = team
-        for field, what in (("size", "aspect ratio"), ("quality", "quality"), ("priority", "priority")):
+        for field, what in (("size", "aspect ratio"), ("quality", "quality"), ("priority", "priority"),
+                            ("model", "model"), ("compare", "model"), ("output_format", "file format"),
+                            ("background", "background")):
             self.fields[field].error_messages["invalid_choice"] = f"Choose one of the offered {what} values."
 
+    def models(self):
+        """The models this submission runs on: the compared ones, or the one picked."""
+        compare = self.cleaned_data.get("compare") or []
+        if compare:
+            return [catalog.MODELS[model_id] for model_id in dict.fromkeys(compare)]
+        model = catalog.MODELS.get(self.cleaned_data.get("model") or settings.DEFAULT_MODEL)
+        return [model] if model else []
+
+    def clean_model(self):
+        return self.cleaned_data.get("model") or settings.DEFAULT_MODEL
+
     def clean_prompt(self):
-        return clean_prompt(self.cleaned_data.get("prompt"))
+        return self.cleaned_data.get("prompt")  # checked against each model's limit in clean()
 
     def clean_submit_token(self):
         """A hidden field nobody types: a malformed token only means no double-click guard."""
@@ -262,27 +330,60 @@ class SubmitForm(forms.Form):
                     ) from None
         return found
 
-    def clean_custom_size(self):
-        return parse_custom_size(self.cleaned_data.get("custom_size"))
+    def clean_compare(self):
+        compare = list(dict.fromkeys(self.cleaned_data.get("compare") or []))
+        if compare and not 2 <= len(compare) <= 4:
+            raise ValidationError(say("compare_count", count=len(compare)), code="compare_count")
+        return compare
 
     def clean(self):
+        """Every rule that depends on the model, for each model the submission runs on: the
+        prompt's length, the custom size's range, n, the quality, the priority and the extras.
+        Messages name the model, so a comparison says which one refuses what."""
         cleaned = super().clean()
+        for model in self.models():
+            self._check(model, cleaned)
+        return cleaned
+
+    def _check(self, model, cleaned):
+        def refuse(field, check):
+            try:
+                return check()
+            except ValidationError as e:
+                if field not in self.errors or str(e.messages[0]) not in self.errors[field]:
+                    self.add_error(field, e)
+
+        if "prompt" in cleaned:
+            prompt = refuse("prompt", lambda: clean_prompt(self.data.get("prompt"), model))
+            if prompt is not None and "prompt" in cleaned:
+                cleaned["prompt"] = prompt
+        if "custom_size" in cleaned:
+            size = refuse("custom_size", lambda: parse_custom_size(self.data.get("custom_size"), model))
+            if "custom_size" in cleaned:
+                cleaned["custom_size"] = size
         n, count = cleaned.get("n"), getattr(self, "reference_count", None)
         if n is not None and count is not None and count <= options.MAX_REFERENCES:
-            try:
-                check_counts(count, n)
-            except ValidationError as e:
-                self.add_error("n", e)
-        return cleaned
+            refuse("n", lambda: check_counts(count, n, model))
+        for field, message in check_model_settings(model, cleaned, cleaned.get("references") or ()).items():
+            if field not in self.errors or message not in self.errors[field]:
+                self.add_error(field, message)
+        if providers.default_provider_name(model.id, cleaned.get("quality")) is None:
+            self.add_error("compare" if cleaned.get("compare") else "model", say("model_unavailable", model=model.name))
 
 
 def remix_initial(team, query):
-    """Initial form values from `?remix=<task id>` (prompt, settings and references of a task)
+    """Initial form values from `?remix=<task id>` (prompt, settings and references of a task;
+    with `&compare=1`, of the comparison it belongs to)
     and `?use_image=<image id>` (a gallery image as a reference); unknown ids are ignored."""
     initial = {}
     task = GenerationTask.objects.for_team(team).filter(pk=_uuid(query.get("remix"))).first()
     if task:
         initial = {
+            "model": task.model,
+            "output_format": task.output_format,
+            "web_search": task.web_search,
+            "watermark": task.watermark,
+            "background": task.background,
             "prompt": task.prompt,
             "size": task.size,
             "quality": task.quality,
@@ -292,6 +393,9 @@ def remix_initial(team, query):
             "priority": task.priority,
             "keep_reference": list(task.references.values_list("pk", flat=True)),
         }
+        if task.compare_group and query.get("compare"):  # the whole comparison, on the same models
+            group = GenerationTask.objects.for_team(team).filter(compare_group=task.compare_group)
+            initial["compare"] = list(group.order_by("-created_at", "-id").values_list("model", flat=True))
     ids = [pk for pk in map(parse_id, query.getlist("use_image")[: options.MAX_REFERENCES]) if pk]
     images = GalleryImage.objects.for_team(team).filter(pk__in=ids).values_list("pk", flat=True)
     if images:

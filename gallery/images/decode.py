@@ -45,6 +45,7 @@ class ImageInfo:
     height: int
     bytes: int
     sha256: str
+    has_alpha: bool = False  # any transparent pixel data (a transparent background needs it)
 
 
 @contextmanager
@@ -82,12 +83,14 @@ def inspect_image(data: bytes) -> ImageInfo:
         with open_lazily(data) as im:
             im.load()
             width, height = im.size
+            has_alpha = im.has_transparency_data
     return ImageInfo(
         format="JPEG" if image_format in JPEG_FORMATS else image_format,
         width=width,
         height=height,
         bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
+        has_alpha=has_alpha,
     )
 
 
@@ -134,7 +137,7 @@ def clean_reference(data: bytes, info: ImageInfo) -> tuple[bytes, ImageInfo]:
         width, height = im.size
     return clean, ImageInfo(
         format=info.format, width=width, height=height, bytes=len(clean),
-        sha256=hashlib.sha256(clean).hexdigest(),
+        sha256=hashlib.sha256(clean).hexdigest(), has_alpha=info.has_alpha,
     )
 
 

@@ -15,20 +15,28 @@ from .decode import InvalidImage, decoding, open_lazily, shrink
 
 
 def render_sandbox_image(
-    prompt: str, width: int, height: int, references: list[bytes], index: int, n: int
+    prompt: str, width: int, height: int, references: list[bytes], index: int, n: int,
+    model: str = "", transparent: bool = False,
 ) -> bytes:
-    """PNG bytes of exactly width × height showing the prompt, the references and a SANDBOX mark;
-    the same inputs always give the same bytes."""
-    rng = random.Random(hashlib.sha256(f"{index}\0{prompt}".encode()).digest())
+    """PNG bytes of exactly width × height showing the prompt, the model, the references and a
+    SANDBOX mark (on a transparent backdrop when asked); the same inputs always give the same bytes."""
+    rng = random.Random(hashlib.sha256(f"{index}\0{model}\0{prompt}".encode()).digest())
     canvas = _gradient(rng, width, height)
+    if transparent:
+        # The picture as a rounded card on a transparent canvas: what a "transparent background" asks.
+        card = Image.new("L", (width, height), 0)
+        inset = min(width, height) // 10
+        ImageDraw.Draw(card).rounded_rectangle((inset, inset, width - inset, height - inset), radius=inset, fill=255)
+        canvas.putalpha(card)
     draw = ImageDraw.Draw(canvas)
     unit = min(width, height)
-    margin = unit // 24
+    margin = unit // 24 + (unit // 10 if transparent else 0)
 
     _watermark(canvas, "SANDBOX")
 
     caption_font = ImageFont.load_default(size=max(12, unit // 32))
-    draw.text((margin, margin), f"image {index + 1} of {n} · {width} x {height}", font=caption_font,
+    caption = f"{model} · " if model else ""
+    draw.text((margin, margin), f"{caption}image {index + 1} of {n} · {width} x {height}", font=caption_font,
               fill="white", stroke_width=max(1, unit // 400), stroke_fill="black")
     _badge(draw, "SANDBOX", caption_font, right=width - margin, top=margin, padding=unit // 80)
 

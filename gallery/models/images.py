@@ -66,6 +66,9 @@ class ImageQuerySet(models.QuerySet):
             return self.filter(task__custom_width__isnull=False)
         return self.filter(task__size=ratio, task__custom_width__isnull=True)
 
+    def with_model(self, model):
+        return self.filter(task__model=model)
+
     def with_quality(self, quality):
         return self.filter(task__quality=quality, task__custom_width__isnull=True)
 

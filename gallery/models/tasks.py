@@ -91,6 +91,9 @@ class GenerationTask(models.Model):
     retry_of = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="+")
 
     # Inputs, as the user gave them and as normalised by the submit form.
+    model = models.CharField(max_length=40, default="doubao-seedream-4.0", help_text="The Seedream model's id.")
+    # Tasks of one comparison (one prompt on several models at once) share this.
+    compare_group = models.UUIDField(null=True, blank=True, db_index=True)
     prompt = models.TextField()
     sent_prompt = models.TextField(help_text="The prompt as sent upstream.")
     ask_for_n = models.BooleanField(default=True)
@@ -100,6 +103,11 @@ class GenerationTask(models.Model):
     custom_height = models.PositiveIntegerField(null=True, blank=True)
     n = models.PositiveSmallIntegerField(default=1)
     priority = models.CharField(max_length=10, default="standard")
+    # Extras some models take (gallery/catalog.py): empty or False when not asked for.
+    output_format = models.CharField(max_length=8, blank=True)
+    web_search = models.BooleanField(default=False)
+    watermark = models.BooleanField(default=False)
+    background = models.CharField(max_length=12, blank=True)
     callback_url = models.URLField(max_length=2048, blank=True)
     submit_token = models.CharField(
         max_length=64, blank=True, help_text="The form's token and a digest of its inputs: one task per form sent."
@@ -201,6 +209,25 @@ class GenerationTask(models.Model):
     def placeholders(self):
         """One empty tile per image still expected, while the task runs."""
         return range(max(self.n - len(self.images.all()), 0))
+
+    @property
+    def seedream(self):
+        """The model's entry in gallery/catalog.py (None for a model this studio no longer knows)."""
+        from gallery import catalog
+
+        return catalog.get(self.model)
+
+    @property
+    def model_name(self):
+        return self.seedream.name if self.seedream else self.model
+
+    @property
+    def extras(self):
+        """The extras asked for, in words ("PNG · web search · transparent background")."""
+        words = [self.output_format.upper()] if self.output_format else []
+        words += ["web search"] * self.web_search + ["watermark"] * self.watermark
+        words += [f"{self.background} background"] if self.background else []
+        return " · ".join(words)
 
     @property
     def shape(self):

@@ -1,5 +1,7 @@
 from django.conf import settings
 
+from gallery import catalog
+
 from .base import GenerationRequest, ProviderError, UpstreamTask  # noqa: F401
 
 LABELS = {"evolink": "EvoLink", "byteplus": "BytePlus ModelArk", "sandbox": "Sandbox"}
@@ -47,13 +49,16 @@ def _build(name):
     return SandboxProvider()
 
 
-def default_provider_name():
-    """The provider a new task is priced for: the cheapest healthy one (the sandbox until an
-    upstream key is configured). The router may still send the task elsewhere."""
+def default_provider_name(model=None, quality=None):
+    """The provider a new task is priced for: the cheapest healthy one that serves the model (the
+    sandbox until an upstream key is configured). The router may still send the task elsewhere;
+    None when no configured provider has a price for the model."""
     from .router import first_choice
 
-    return first_choice()
+    return first_choice(model or settings.DEFAULT_MODEL, quality)
 
 
-def price_per_image(name):
-    return settings.PRICE_PER_IMAGE.get(name, 0)
+def price_per_image(name, model=None, quality=None):
+    """Dollars per image produced, as a Decimal, or None when the provider does not serve the model
+    (no price known for it: the model table's default, or a PRICES setting)."""
+    return catalog.price(model or settings.DEFAULT_MODEL, name, quality, settings.PRICE_OVERRIDES)

@@ -4,7 +4,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol
 
-from gallery import options
+from gallery import catalog, options
 
 # Upstream task error codes (SPEC §7): the final ones need the user to change something.
 FINAL_CODES = {
@@ -61,6 +61,14 @@ class GenerationRequest:
     reference_urls: tuple[str, ...] = ()
     reference_sizes: tuple[tuple[int, int], ...] = ()  # upright (width, height) of each reference
     callback_url: str = ""
+    output_format: str = ""  # extras some models take (gallery/catalog.py); empty/False: not asked
+    web_search: bool = False
+    watermark: bool = False
+    background: str = ""
+
+    @property
+    def seedream(self):
+        return catalog.MODELS[self.model]
 
     @property
     def pixel_size(self):

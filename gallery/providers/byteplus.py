@@ -17,7 +17,6 @@ from gallery import options
 from .base import FINAL_CODES, ProviderError, UpstreamTask
 from .http import Upstream, status_error
 
-MODEL = "seedream-4-0-250828"
 # Up to 15 images in one answer takes a while: the call may last the task's whole lease (less a
 # margin, see http.within_lease). Tests set a short one.
 CALL_DEADLINE = None
@@ -74,18 +73,24 @@ class BytePlusProvider:
         """BytePlus answers with the images themselves: the task comes back completed."""
         width_height = request.pixel_size
         body = {
-            "model": MODEL,
+            "model": request.seedream.provider_ids["byteplus"],
             "prompt": request.prompt,
             # `auto` has no pixel size: the resolution alone lets the model pick the shape.
             "size": f"{width_height[0]}x{width_height[1]}" if width_height else request.quality,
             "sequential_image_generation": "auto" if request.n > 1 else "disabled",
             "optimize_prompt_options": {"mode": request.priority},
             "response_format": "url",
-            "watermark": False,
+            "watermark": request.watermark,
             "stream": False,
         }
         if request.n > 1:
             body["sequential_image_generation_options"] = {"max_images": request.n}
+        if request.output_format:
+            body["output_format"] = request.output_format
+        if request.web_search:
+            body["tools"] = [{"type": "web_search"}]
+        if request.background:
+            body["background"] = request.background
         if request.reference_urls:
             body["image"] = [self._data_uri(url) for url in request.reference_urls]
         answer = self._request(body)

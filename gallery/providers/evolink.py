@@ -60,7 +60,9 @@ class EvoLinkProvider:
         self.http = Upstream("EvoLink", {"Authorization": f"Bearer {settings.EVOLINK_API_KEY}"})
 
     def create(self, request):
-        body = {"model": request.model, "prompt": request.prompt, "n": request.n, "prompt_priority": request.priority}
+        body = {"model": request.model, "prompt": request.prompt, "prompt_priority": request.priority}
+        if request.seedream.sends_n:  # 5.0 Pro makes one image per task and takes no `n`
+            body["n"] = request.n
         if request.custom_size:
             body["size"] = "{}x{}".format(*request.custom_size)
         else:
@@ -69,6 +71,8 @@ class EvoLinkProvider:
             body["image_urls"] = list(request.reference_urls)
         if request.callback_url:
             body["callback_url"] = request.callback_url
+        if params := model_params(request):
+            body["model_params"] = params
         return parse_task(self._request("POST", f"{self.base_url}/v1/images/generations", json=body))
 
     def get(self, upstream_id):
@@ -133,6 +137,20 @@ class EvoLinkProvider:
         if not isinstance(body, dict):
             raise unreadable()
         return body
+
+
+def model_params(request):
+    """The extras a model takes, as EvoLink's `model_params` (only those the model offers)."""
+    model, params = request.seedream, {}
+    if request.output_format and model.output_formats:
+        params["output_format"] = request.output_format
+    if request.web_search and model.web_search:
+        params["tools"] = [{"type": "web_search"}]
+    if model.watermark:
+        params["watermark"] = request.watermark  # sent either way: its default is off
+    if request.background and model.backgrounds:
+        params["background"] = request.background
+    return params
 
 
 def parse_task(answer):

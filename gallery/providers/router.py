@@ -27,16 +27,26 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 ACCOUNT_CODES = {"authentication_error", "insufficient_quota_error", "permission_error"}
 RECENT = timedelta(hours=24)
 RESTING = "providers_resting"
+NO_PROVIDER = (
+    "No provider configured on this studio offers this model (it has no price for it). Whoever runs "
+    "the studio can add one in the PRICES setting; until then pick another model."
+)
 ALL_RESTING = (
     "Every provider failed several times in a row just now, so the studio is giving them a "
     "short rest before trying again."
 )
 
 
-def configured():
-    """The providers this instance may use, cheapest first; the sandbox only without any other."""
+def configured(model=None, quality=None):
+    """The providers this instance may use for `model` (all of them when None), cheapest first:
+    those with a key set and a price for the model; the sandbox only without any real provider."""
     names = [name for name, key in KEY_SETTINGS.items() if getattr(settings, key)]
-    return sorted(names, key=price_per_image) or ["sandbox"]
+    if not names:
+        return ["sandbox"]
+    if model is None:
+        return sorted(names, key=lambda name: price_per_image(name) if price_per_image(name) is not None else 1e9)
+    priced = [(price_per_image(name, model, quality), name) for name in names]
+    return [name for price, name in sorted((p, n) for p, n in priced if p is not None)]
 
 
 def breaker(name, now=None):
@@ -50,14 +60,14 @@ def breaker(name, now=None):
     return (OPEN if now < until else HALF_OPEN), until
 
 
-def first_choice():
-    names = configured()
-    if len(names) == 1:
-        return names[0]
+def first_choice(model=None, quality=None):
+    names = configured(model, quality)
+    if len(names) <= 1:
+        return names[0] if names else None
     return next((name for name in names if breaker(name)[0] != OPEN), names[0])
 
 
-def create(task_id, attempt):
+def create(task_id, attempt, model=None, quality=None):
     """Calls `attempt(provider)` (deliver the references, create the task) at each usable
     provider, cheapest first, until one accepts; returns (provider, UpstreamTask).
 
@@ -70,7 +80,10 @@ def create(task_id, attempt):
     """
     now = timezone.now()
     usable, reopen_at, probing = [], [], set()
-    for name in configured():
+    names = configured(model, quality)
+    if not names:
+        raise ProviderError(NO_PROVIDER, code="model_unavailable")
+    for name in names:
         state, until = breaker(name, now)
         if state == OPEN:
             reopen_at.append(until)
@@ -147,7 +160,7 @@ def overview():
             {
                 "name": name,
                 "label": LABELS.get(name, name),
-                "price": f"${Decimal(str(price_per_image(name))).normalize():f}",
+                "price": price_per_image(name),
                 "state": state,
                 "until": until,
                 "calls": counts["calls"],

@@ -91,6 +91,8 @@ class SandboxProvider:
                 "run_seconds": float(found["slow"]) if found.get("slow", "").replace(".", "").isdigit()
                 else (120.0 if "slow" in found else settings.SANDBOX_RUN_SECONDS),
                 "references": [url.removeprefix("sandbox://file/") for url in request.reference_urls],
+                "model": request.seedream.name,
+                "transparent": request.background == "transparent",
             },
         )
         return UpstreamTask(id=run.id, status="pending")
@@ -123,6 +125,7 @@ class SandboxProvider:
                 with default_storage.open(name, "rb") as f:
                     references.append(f.read())
         data = render_sandbox_image(
-            params["prompt"], params["width"], params["height"], references, int(index), params["count"]
+            params["prompt"], params["width"], params["height"], references, int(index), params["count"],
+            model=params.get("model", ""), transparent=params.get("transparent", False),
         )
         yield (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))

@@ -18,6 +18,14 @@ def _icon_svg(name):
     return svg.replace("<svg", '<svg aria-hidden="true" focusable="false" class="icon"', 1)
 
 
+@register.filter
+def per_image(value):
+    """A price per image, to its last digit ($0.0222); "–" when there is none."""
+    if value is None:
+        return "–"
+    return f"${Decimal(value).normalize():f}" if value else "$0"
+
+
 @register.simple_tag
 def icon(name):
     """An inline Lucide icon from static/vendor/lucide (only the vendored ones exist)."""
@@ -84,3 +92,18 @@ def ratio_class(ratio):
 def changeable_by(obj, membership):
     """Whether this person may cancel, retry or delete it: the model's own rule."""
     return obj.may_be_changed_by(membership)
+
+
+@register.filter
+def split(text):
+    return text.split()
+
+
+@register.filter
+def field_errors(form, name):
+    return form.errors.get(name, [])
+
+
+@register.filter
+def running_any(tasks):
+    return any(not task.is_final for task in tasks)

@@ -1,14 +1,15 @@
 import secrets
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from gallery import history, options, pipeline
+from gallery import catalog, history, options, pipeline
 from gallery.access import get_for_team, team_required
 from gallery.forms.studio import SubmitForm, remix_initial, stored_tiles
 from gallery.models import FINAL_STATES, GenerationTask
@@ -23,18 +24,34 @@ def _only_mine(request):
 def _render(request, form, status=200, partial=""):
     history_now = history.load(request.team, request.user, _only_mine(request))
     history_now.oob = partial == "form-and-history"
+    pricing = model_pricing()
+    model = catalog.get(form["model"].value()) or catalog.get(settings.DEFAULT_MODEL)
     ctx = {
         "form": form,
         "tiles": stored_tiles(form),
         "history": history_now,
-        "price": price_per_image(default_provider_name()),
+        "model_cards": [{"model": m, "price": pricing[m.id][m.default_quality]} for m in catalog.MODELS.values()],
+        "current_model": model,
+        "price": pricing[model.id].get(form["quality"].value()) or pricing[model.id][model.default_quality] or 0,
         "ratios": options.RATIOS,
-        "rules": options.studio_rules(),
+        "rules": {**options.studio_rules(), "pricing": pricing},
     }
     template = f"gallery/studio.html#{partial}" if partial else "gallery/studio.html"
     response = render(request, template, ctx, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+def model_pricing():
+    """{model: {quality: dollars per image at the provider a task would go to, or None}}."""
+    return {
+        model.id: {
+            quality: price_per_image(provider, model.id, quality)
+            if (provider := default_provider_name(model.id, quality)) else None
+            for quality in model.qualities
+        }
+        for model in catalog.MODELS.values()
+    }
 
 
 def _fresh_form(request, initial=None):
@@ -56,15 +73,33 @@ def submit(request):
     if not form.is_valid():
         return _render(request, form, status=400, partial="form-and-history" if request.htmx else "")
     try:
-        task = pipeline.submit(request.team, request.user, form.cleaned_data)
+        tasks = pipeline.submit_all(request.team, request.user, form.cleaned_data)
     except pipeline.StorageUnavailable as e:
         form.add_error(None, str(e))
         return _render(request, form, status=503, partial="form-and-history" if request.htmx else "")
+    except pipeline.ModelUnavailable as e:  # the studio's prices changed since the form was checked
+        form.add_error(None, options.say("model_unavailable", model=str(e)))
+        return _render(request, form, status=400, partial="form-and-history" if request.htmx else "")
     if not request.htmx:
-        messages.success(request, f"Generating {task.n} image{'s' if task.n > 1 else ''}…")
+        messages.success(request, _started(tasks))
         return redirect("studio")
-    response = _render(request, _fresh_form(request), partial="form-and-history")
-    return trigger_client_event(response, "taskCreated", {"id": str(task.pk)})
+    response = _render(request, _fresh_form(request, _kept(form.cleaned_data)), partial="form-and-history")
+    return trigger_client_event(response, "taskCreated", {"id": str(tasks[0].pk), "count": len(tasks)})
+
+
+def _started(tasks):
+    if len(tasks) > 1:
+        return f"Comparing {len(tasks)} models…"
+    n = tasks[0].n
+    return f"Generating {n} image{'s' if n > 1 else ''}…"
+
+
+def _kept(cleaned):
+    """What the fresh form keeps from the last submission: the model and the settings (people
+    generate again with a new prompt, rarely with new settings); the prompt and files go."""
+    keep = ("model", "compare", "size", "quality", "n", "ask_for_n", "priority", "output_format", "web_search",
+            "watermark", "background")
+    return {name: cleaned[name] for name in keep if name in cleaned}
 
 
 @team_required
@@ -101,6 +136,18 @@ def task_detail(request, task_id):
         pk=task_id,
     )
     return render(request, "gallery/task_detail.html", {"task": task})
+
+
+@team_required
+def compare(request, group_id):
+    """The tasks of one comparison side by side, in the order the models were picked."""
+    tasks = list(
+        GenerationTask.objects.for_team(request.team).filter(compare_group=group_id)
+        .select_related("created_by").prefetch_related("images").order_by("-created_at", "-id")
+    )
+    if not tasks:
+        raise Http404("No such comparison.")
+    return render(request, "gallery/compare.html", {"tasks": tasks, "first": tasks[0]})
 
 
 def _after_action(request, message, status=200):

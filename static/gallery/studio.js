@@ -8,8 +8,9 @@
   // server can never disagree on a rule or its words.
   const rules = JSON.parse(document.getElementById("studio-rules").textContent);
   const MAX_REFS = rules.maxReferences, MAX_BYTES = rules.maxReferenceBytes, MAX_IMAGES = rules.maxImages;
-  const MAX_PROMPT = rules.maxPromptChars, MIN_SIDE = rules.minReferenceSide, MAX_SIDE = rules.maxReferenceSide;
-  const TYPES = rules.referenceTypes, pixelSizes = rules.pixelSizes;
+  const MIN_SIDE = rules.minReferenceSide, MAX_SIDE = rules.maxReferenceSide;
+  const TYPES = rules.referenceTypes, pixelSizes = rules.pixelSizes, MODELS = rules.models;
+  const EXTRA_NAMES = { output_format: "file format", web_search: "web search", watermark: "watermark", background: "background" };
 
   // Files chosen in this page, kept across re-renders of the form (a rejected submission).
   let uploads = []; // {token, file, url, width, height, error}
@@ -42,12 +43,12 @@
     counts: (refs, n) => say("too_many_images", { count: refs, s: refs === 1 ? "" : "s", n, total: refs + n, max: MAX_IMAGES, left: MAX_IMAGES - refs }),
     n: () => say("n_range", { max: MAX_IMAGES }),
     blank: () => say("prompt_blank"),
-    long: (length) => {
-      const over = length - MAX_PROMPT;
-      return say("prompt_too_long", { length: number(length), limit: number(MAX_PROMPT), over: number(over), characters: over > 1 ? "characters" : "character" });
+    long: (length, model) => {
+      const over = length - model.maxPromptChars;
+      return say("prompt_too_long", { length: number(length), model: model.name, limit: number(model.maxPromptChars), over: number(over), characters: over > 1 ? "characters" : "character" });
     },
     customFormat: () => say("custom_format"),
-    customPixels: (width, height) => say("custom_pixels", { width, height, pixels: number(width * height), min_pixels: number(rules.customPixels[0]), max_pixels: number(rules.customPixels[1]) }),
+    customPixels: (width, height, model) => say("custom_pixels", { width, height, pixels: number(width * height), model: model.name, min_pixels: number(model.pixels[0]), max_pixels: number(model.pixels[1]) }),
     customAspect: (width, height) => say("custom_aspect", { width, height }),
   };
 
@@ -161,16 +162,85 @@
     ul.replaceChildren(...list.map((text) => Object.assign(document.createElement("li"), { textContent: text })));
   }
 
+  // --- Models ----------------------------------------------------------------------------
+  // The models a submission runs on: the compared ones, or the one picked. Each refuses what it
+  // cannot take, named in the message, as the server does.
+  function activeModels(f) {
+    const compared = $$(f, "input[name=compare]:checked").map((input) => input.value);
+    const picked = ($(f, "input[name=model]:checked") || {}).value || rules.defaultModel;
+    return (compared.length ? compared : [picked]).map((id) => ({ id, ...MODELS[id] }));
+  }
+  const offeredByAll = (models, list) => models[0][list].filter((v) => models.every((m) => m[list].includes(v)));
+  const takesExtra = (model, extra) => { const v = model.extras[extra]; return Array.isArray(v) ? v.length > 0 : v; };
+  const checkedValue = (f, name) => ($(f, `input[name=${name}]:checked`) || {}).value;
+
+  // Offers what the models take and changes, with a note, any setting they cannot take.
+  function applyModels(f, announceChanges) {
+    const models = activeModels(f);
+    const notes = [];
+    const first = models[0];
+    const lacking = (test) => (models.find(test) || first).name;
+    const switchTo = (name, offered, preferred) => {
+      $$(f, `[data-${name}]`).forEach((label) => { label.hidden = !offered.includes(label.dataset[name]); });
+      const current = checkedValue(f, name);
+      if (current && offered.includes(current)) return;
+      const next = offered.includes(preferred) ? preferred : offered[0];
+      const input = $(f, `input[name=${name}][value="${next}"]`);
+      if (input) input.checked = true;
+      if (current && announceChanges) {
+        notes.push(name === "quality"
+          ? say("switched_quality", { model: lacking((m) => !m.qualities.includes(current)), quality: current, new: next })
+          : say("switched_priority", { model: lacking((m) => !m.priorities.includes(current)), new: next }));
+      }
+    };
+    switchTo("quality", offeredByAll(models, "qualities"), models.length === 1 ? first.defaultQuality : "2K");
+    switchTo("priority", offeredByAll(models, "priorities"), "standard");
+    const maxImages = Math.min(...models.map((m) => m.maxImages));
+    const n = $(f, "input[name=n]");
+    n.max = String(maxImages === 1 ? 1 : MAX_IMAGES);
+    if (maxImages === 1 && models.length === 1 && Number(n.value) > 1) {
+      n.value = "1";
+      if (announceChanges) notes.push(say("switched_n", { model: first.name }));
+    }
+    $$(f, "[data-extra]").forEach((label) => {
+      const extra = label.dataset.extra;
+      const taken = models.every((m) => takesExtra(m, extra));
+      label.hidden = !taken;
+      const control = $(label, "input, select");
+      const set = control.type === "checkbox" ? control.checked : control.value !== "";
+      if (!taken && set) {
+        if (control.type === "checkbox") control.checked = false; else control.value = "";
+        if (announceChanges) notes.push(say("switched_extra", { model: lacking((m) => !takesExtra(m, extra)), extra: EXTRA_NAMES[extra] }));
+      }
+    });
+    const prompt = $(f, "textarea[name=prompt]");
+    prompt.maxLength = Math.min(...models.map((m) => m.maxPromptChars));
+    const strength = $(f, "[data-model-strength]");
+    strength.textContent = models.length > 1
+      ? `Comparing ${list(models.map((m) => m.shortName))}: one task per model, side by side in the history.`
+      : `${first.name}: ${first.strength}`;
+    $(f, "[data-model-picker]").classList.toggle("is-comparing", models.length > 1);
+    if (announceChanges) {
+      const note = $(f, "[data-model-note]");
+      note.textContent = notes.join(" ");
+      note.hidden = !notes.length;
+    }
+    return models;
+  }
+  const list = (names) => names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}` : names[0];
+
   function validate() {
     const f = form();
+    const models = activeModels(f);
     const prompt = $(f, "textarea[name=prompt]").value.replace(/\r\n?/g, "\n").trim();
-    const promptErrors = prompt.length > MAX_PROMPT ? [messages.long(prompt.length)] : [];
+    const promptErrors = models.filter((m) => prompt.length > m.maxPromptChars).map((m) => messages.long(prompt.length, m));
     const count = tiles().length;
     const refErrors = count > MAX_REFS ? [messages.tooMany(count)] : uploads.filter((u) => u.error).map((u) => u.error);
     const nValue = $(f, "input[name=n]").value;
     const n = Number(nValue);
     let nErrors = [];
     if (!/^\d+$/.test(nValue) || n < 1 || n > MAX_IMAGES) nErrors = [messages.n()];
+    else if (models.length === 1 && n > models[0].maxImages) nErrors = [say("one_image", { model: models[0].name })];
     else if (count <= MAX_REFS && count + n > MAX_IMAGES) nErrors = [messages.counts(count, n)];
     const custom = $(f, "input[name=custom_size]").value.trim();
     let customErrors = [];
@@ -179,32 +249,50 @@
       if (!m) customErrors = [messages.customFormat()];
       else {
         const w = Number(m[1]), h = Number(m[2]);
-        if (!w || !h || w * h < rules.customPixels[0] || w * h > rules.customPixels[1]) customErrors = [messages.customPixels(w, h)];
-        else if (w / h < rules.customAspect[0] || w / h > rules.customAspect[1]) customErrors = [messages.customAspect(w, h)];
+        customErrors = models.filter((model) => !w || !h || w * h < model.pixels[0] || w * h > model.pixels[1]).map((model) => messages.customPixels(w, h, model));
+        if (!customErrors.length && (w / h < rules.customAspect[0] || w / h > rules.customAspect[1])) customErrors = [messages.customAspect(w, h)];
       }
     }
+    const compared = $$(f, "input[name=compare]:checked").length;
     showErrors("prompt", promptErrors);
     showErrors("references", refErrors);
     showErrors("n", nErrors);
     showErrors("custom_size", customErrors);
-    updateSummary(n, custom && !customErrors.length ? custom : "");
+    showErrors("compare", compared === 1 || compared > 4 ? [say("compare_count", { count: compared })] : []);
+    updateSummary(models, n, custom && !customErrors.length ? custom : "");
   }
 
-  function updateSummary(n, custom) {
+  function money(dollars) {
+    // As the server's per_image filter: every digit of a price below a dollar ($0.0222), cents above.
+    return dollars === 0 ? "$0" : dollars >= 1 ? `$${dollars.toFixed(2)}` : `$${Number(dollars.toFixed(4))}`;
+  }
+
+  function updateSummary(models, n, custom) {
     const f = form();
     const counter = $(f, "[data-char-count]");
+    const limit = Math.min(...models.map((m) => m.maxPromptChars));
     const length = $(f, "textarea[name=prompt]").value.replace(/\r\n?/g, "\n").trim().length;
-    counter.textContent = `${number(length)} / ${number(MAX_PROMPT)} characters`;
-    counter.classList.toggle("over", length > MAX_PROMPT);
-    const ratio = ($(f, "input[name=size]:checked") || {}).value || "auto";
-    const quality = ($(f, "input[name=quality]:checked") || {}).value || "2K";
+    counter.textContent = `${number(length)} / ${number(limit)} characters`;
+    counter.classList.toggle("over", length > limit);
+    const ratio = checkedValue(f, "size") || "auto";
+    const quality = checkedValue(f, "quality") || models[0].defaultQuality;
     let pixels = "the model picks the size";
     if (custom) pixels = custom.replace(/\s*[x×X*]\s*/, "×") + " (custom)";
     else if (pixelSizes[ratio]) pixels = pixelSizes[ratio][quality].join("×");
     const count = Number.isFinite(n) && n >= 1 ? n : 1;
-    const price = Number(f.dataset.price || 0);
-    const money = price === 0 ? "$0" : `$${(count * price).toFixed(count * price < 0.01 ? 4 : 2)}`;
-    $(f, "[data-resolved]").textContent = `${pixels} · up to ${count} image${count > 1 ? "s" : ""} · estimated cost up to ${count} × $${price} = ${money}`;
+    // The price of each model at the provider its task would go to (rules.pricing, from the server).
+    const parts = models.map((m) => {
+      const images = m.maxImages === 1 ? 1 : count;
+      const each = (rules.pricing[m.id] || {})[m.qualities.includes(quality) ? quality : m.defaultQuality];
+      return { m, images, each: Number(each || 0) };
+    });
+    const images = parts.reduce((sum, p) => sum + p.images, 0);
+    const total = parts.reduce((sum, p) => sum + p.images * p.each, 0);
+    const cost = parts.length === 1
+      ? `estimated cost up to ${images} × ${money(parts[0].each)} = ${money(total)}`
+      : `estimated cost up to ${money(total)} (${parts.map((p) => `${p.m.shortName} ${p.images} × ${money(p.each)}`).join(", ")})`;
+    const tasks = parts.length > 1 ? `${parts.length} models · ` : "";
+    $(f, "[data-resolved]").textContent = `${pixels} · ${tasks}up to ${images} image${images > 1 ? "s" : ""} · ${cost}`;
     const sentence = $(f, "[data-ask-sentence]");
     const on = $(f, "[data-ask-for-n]").checked;
     sentence.textContent = count > 1
@@ -261,12 +349,17 @@
       if (sibling) { before ? sibling.before(li) : sibling.after(li); li.focus(); }
     });
     if (window.Sortable) window.Sortable.create(list, { animation: 120, onEnd: validate });
-    const edited = (e) => { if (e.target.name) touch(e.target.name); validate(); };
+    const edited = (e) => {
+      if (e.target.name) touch(e.target.name);
+      if (e.type === "change" && ["model", "compare"].includes(e.target.name)) { touch("quality", "priority", "n", "prompt", "custom_size"); applyModels(f, true); }
+      validate();
+    };
     f.addEventListener("input", edited);
     f.addEventListener("change", edited);
     f.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); f.requestSubmit(); }
     });
+    applyModels(f, false);
     renderTiles();
     validate();
   }

@@ -162,7 +162,7 @@ def test_drop_paste_generate_watch_it_finish_and_remix(live_server, page, team, 
     expect(older_row.locator(".task-prompt")).to_have_text("An older lighthouse at dusk")
     expect(tiles(page)).to_have_count(0)
     expect(page.locator("textarea[name=prompt]")).to_have_value("")
-    expect(page.locator("input[name=n]")).to_have_value("1")
+    expect(page.locator("input[name=n]")).to_have_value("2")  # the settings stay for the next prompt
     assert page.url == studio_url
     assert page.evaluate("window.__studioMarker") == "still the same page"
 

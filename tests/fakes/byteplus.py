@@ -23,6 +23,16 @@ from PIL import Image
 from .evolink import FakeUpstream, markers, output_size, serve
 
 MODEL = "seedream-4-0-250828"
+# ModelArk's ids of the Seedream family and what each takes (its API reference, 2026), written apart
+# from the studio's table (gallery/catalog.py).
+MODELS = {
+    MODEL: {"sizes": {"1K", "2K", "4K"}, "modes": {"standard", "fast"}, "extras": set()},
+    "seedream-4-5-251128": {"sizes": {"2K", "4K"}, "modes": {"standard"}, "extras": set()},
+    "seedream-5-0-260128": {"sizes": {"2K", "3K"}, "modes": {"standard"}, "extras": {"output_format", "tools"}},
+    "seedream-5-0-pro-260628": {"sizes": {"1K", "1.5K", "2K"}, "modes": {"standard", "fast"}, "one_image": True,
+                                "extras": {"output_format", "background"}},
+}
+EXTRAS = {"output_format", "tools", "background"}
 DATA_URI = re.compile(r"data:(image/(?:png|jpeg));base64,(.+)", re.S)
 
 
@@ -78,25 +88,36 @@ class FakeBytePlus(FakeUpstream):
         count = min(n, int(found["fewer"])) if found.get("fewer", "").isdigit() else n
         size = body["size"]
         width, height = output_size(size, None) if "x" in size else output_size("auto", size)
+        image_format = body.get("output_format", "png")
         if "blocked" in found:
             blocked = {"code": "OutputImageSensitiveContentDetected", "message": "The output image may contain sensitive information."}
             data = [{"error": blocked} for _ in range(count)]
         else:
             data = [
-                {"url": self.add_result(width, height, f"fake byteplus #{k}"), "size": f"{width}x{height}"}
+                {"url": self.add_result(width, height, f"fake byteplus {body['model']} #{k}", image_format,
+                                        body.get("background") == "transparent"),
+                 "size": f"{width}x{height}"}
                 for k in range(count)
             ]
         usage = {"generated_images": len([d for d in data if "url" in d]), "output_tokens": 16384 * count, "total_tokens": 16384 * count}
-        self.send_json(handler, 200, {"model": MODEL, "created": int(time.time()), "data": data, "usage": usage})
+        self.send_json(handler, 200, {"model": body["model"], "created": int(time.time()), "data": data, "usage": usage})
 
     def invalid(self, body):
         """The first documented rule the body breaks, or None; decodes the reference images."""
-        if body.get("model") != MODEL:
+        model = MODELS.get(body.get("model"))
+        if model is None:
             return "The model does not exist."
         if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
             return "prompt is required."
-        if not re.fullmatch(r"\d+x\d+|[124]K", str(body.get("size"))):
-            return "size must be WIDTHxHEIGHT or 1K, 2K, 4K."
+        size = str(body.get("size"))
+        if not (re.fullmatch(r"\d+x\d+", size) or size in model["sizes"]):
+            return f"size must be WIDTHxHEIGHT or one of {sorted(model['sizes'])} for {body['model']}."
+        if (body.get("optimize_prompt_options") or {}).get("mode", "standard") not in model["modes"]:
+            return f"optimize_prompt_options.mode must be one of {sorted(model['modes'])} for {body['model']}."
+        if extra := sorted((EXTRAS & set(body)) - model["extras"]):
+            return f"{body['model']} does not take {', '.join(extra)}."
+        if model.get("one_image") and body.get("sequential_image_generation", "disabled") != "disabled":
+            return f"{body['model']} generates one image per request."
         if body.get("response_format", "url") != "url":
             return "This fake only answers with URLs."
         images = body.get("image", [])

@@ -7,7 +7,8 @@ On its own: python -m tests.fakes.evolink --port 9100   (prints the settings for
 Faults, per route ("create", "get", "credits", "upload", "delete", "result"):
     fake.fault(route, action, times=1, **options)    times=None: every request from now on
   actions: an HTTP status (the documented error body; retry_after="7" adds the header;
-  message=… replaces the text), "slow" (answers after fake.slow_seconds), "drop" (closes the
+  message=… replaces the text), "slow" (answers after fake.slow_seconds), "hold" (answers once
+  the test sets the threading.Event given as until=…), "drop" (closes the
   connection unanswered), "garbage" (200 with a body that is not JSON); for "upload" also
   "quota" (the file service's full-account error); for "result" also "expired" (404),
   "truncated", "huge" (an endless body), "bomb" (a decompression bomb), "wrong-type" (HTML),
@@ -48,13 +49,20 @@ def markers(prompt, prefix):
     return dict(found)
 
 
-def render_png(width, height, label):
-    """A real PNG of that size: a colour from the label and the label written on it."""
+def render_png(width, height, label, image_format="png", transparent=False):
+    """A real image of that size (PNG unless asked for JPEG): a colour from the label and the
+    label written on it; a transparent one has a clear border around the picture."""
     colour = tuple(zlib.crc32(label.encode()).to_bytes(4, "big")[:3])
-    image = Image.new("RGB", (width, height), colour)
-    ImageDraw.Draw(image).text((10, 10), label, fill="white")
+    image = Image.new("RGBA" if transparent else "RGB", (width, height), (*colour, 255) if transparent else colour)
+    draw = ImageDraw.Draw(image)
+    if transparent:
+        draw.rectangle((0, 0, width - 1, height - 1), outline=(0, 0, 0, 0), width=max(1, min(width, height) // 8))
+    draw.text((10 + (min(width, height) // 8 if transparent else 0),) * 2, label, fill="white")
     out = io.BytesIO()
-    image.save(out, "PNG", compress_level=1)
+    if image_format == "jpeg":
+        image.convert("RGB").save(out, "JPEG", quality=80)
+    else:
+        image.save(out, "PNG", compress_level=1)
     return out.getvalue()
 
 
@@ -103,6 +111,9 @@ class FakeUpstream(FakeServer):
             self.send_json(handler, action, self.error_body(action, route, **fault), headers)
         elif action == "slow":
             time.sleep(fault.get("seconds", self.slow_seconds))
+            return False
+        elif action == "hold":
+            fault["until"].wait(timeout=30)
             return False
         elif action == "drop":
             handler.close_connection = True
@@ -189,10 +200,10 @@ class FakeUpstream(FakeServer):
 
     # Result images --------------------------------------------------------------------------
 
-    def add_result(self, width, height, label):
-        name = f"{secrets.token_hex(8)}.png"
+    def add_result(self, width, height, label, image_format="png", transparent=False):
+        name = f"{secrets.token_hex(8)}.{'jpeg' if image_format == 'jpeg' else 'png'}"
         with self.lock:
-            self.images[name] = (width, height, label)
+            self.images[name] = (width, height, label, image_format, transparent)
         return f"{self.url}/results/{name}"
 
     def png_for(self, request):
@@ -227,7 +238,24 @@ class FakeUpstream(FakeServer):
         if data is None:
             self.send(handler, 404, b"Not Found", "text/plain")
         else:
-            self.send(handler, 200, data, "image/png")
+            self.send(handler, 200, data, "image/jpeg" if name.endswith(".jpeg") else "image/png")
+
+
+# What EvoLink's API reference (2026) says each model accepts, written here apart from the
+# studio's own table (gallery/catalog.py) so a mistake there shows as a 400 here.
+MODEL_RULES = {
+    "doubao-seedream-4.0": {"qualities": {"1K", "2K", "4K"}, "default": "2K", "pixels": (921_600, 16_777_216),
+                            "priorities": {"standard", "fast"}, "prompt": 2000, "n": True, "params": set()},
+    "doubao-seedream-4.5": {"qualities": {"2K", "4K"}, "default": "2K", "pixels": (3_686_400, 16_777_216),
+                            "priorities": {"standard"}, "prompt": 2000, "n": True, "params": set()},
+    "doubao-seedream-5.0-lite": {"qualities": {"2K", "3K"}, "default": "2K", "pixels": (3_686_400, 9_437_184),
+                                 "priorities": {"standard"}, "prompt": 2000, "n": True,
+                                 "params": {"output_format", "tools"}},
+    "doubao-seedream-5.0-pro": {"qualities": {"1K", "1.5K", "2K"}, "default": "1K", "pixels": (921_600, 4_624_220),
+                                "priorities": {"standard", "fast"}, "prompt": 4000, "n": False,
+                                "params": {"output_format", "watermark", "background"}},
+}
+FAKE_RATIOS = {"auto", "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "9:21"}
 
 
 def output_size(size, quality):
@@ -319,7 +347,7 @@ class FakeEvoLink(FakeUpstream):
             status = int(found["http"])
             self.send_json(handler, status, self.error_body(status, "create"))
             return
-        n = body["n"]
+        n = body.get("n", 1)
         with self.lock:
             if self.credits < CREDITS_PER_IMAGE * n:
                 self.send_json(handler, 402, self.error_body(402, "create"))
@@ -330,7 +358,10 @@ class FakeEvoLink(FakeUpstream):
             "created": now,
             "n": n,
             "count": min(n, int(found["fewer"])) if found.get("fewer", "").isdigit() else n,
-            "size": output_size(body["size"], body.get("quality")),
+            "model": body["model"],
+            "size": output_size(body["size"], body.get("quality", MODEL_RULES[body["model"]]["default"])),
+            "format": body.get("model_params", {}).get("output_format", "png"),
+            "transparent": body.get("model_params", {}).get("background") == "transparent",
             "polls": int(found["polls"]) if found.get("polls", "").isdigit() else self.polls,
             # None: succeeds; "": fails without an error object
             "fail": found.get("fail", found.get("fail-once") if body["prompt"] not in self.prompts else None),
@@ -344,19 +375,44 @@ class FakeEvoLink(FakeUpstream):
 
     def invalid(self, body):
         """(message, param) of the first documented rule the body breaks, or None."""
-        prompt, n, urls = body.get("prompt"), body.get("n"), body.get("image_urls", [])
-        if body.get("model") != "doubao-seedream-4.0":
-            return "Unknown model.", "model"
-        if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > 2000:
-            return "prompt must be 1 to 2000 characters.", "prompt"
-        if not isinstance(n, int) or not 1 <= n <= 15:
+        prompt, urls = body.get("prompt"), body.get("image_urls", [])
+        rules = MODEL_RULES.get(body.get("model"))
+        if rules is None:
+            return f"Unknown model {body.get('model')!r}.", "model"
+        model = body["model"]
+        if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > rules["prompt"]:
+            return f"prompt must be 1 to {rules['prompt']} characters for {model}.", "prompt"
+        if not rules["n"]:
+            if "n" in body:
+                return f"{model} generates one image per request and does not take n.", "n"
+        elif not isinstance(body.get("n"), int) or not 1 <= body["n"] <= 15:
             return "n must be between 1 and 15.", "n"
-        if body.get("size") not in options.RATIOS and not re.fullmatch(r"\d+x\d+", str(body.get("size"))):
+        elif body["n"] + len(urls if isinstance(urls, list) else []) > 15:
+            return "image_urls plus n must be at most 15.", "n"
+        size = str(body.get("size"))
+        if match := re.fullmatch(r"(\d+)x(\d+)", size):
+            low, high = rules["pixels"]
+            if not low <= int(match[1]) * int(match[2]) <= high:
+                return f"size must have {low} to {high} pixels for {model}.", "size"
+        elif size not in FAKE_RATIOS:
             return "size must be a ratio or WIDTHxHEIGHT.", "size"
-        if body.get("quality", "2K") not in options.QUALITIES:
-            return "quality must be 1K, 2K or 4K.", "quality"
-        if body.get("prompt_priority", "standard") not in ("standard", "fast"):
-            return "prompt_priority must be standard or fast.", "prompt_priority"
+        if body.get("quality", rules["default"]) not in rules["qualities"]:
+            return f"quality must be one of {sorted(rules['qualities'])} for {model}.", "quality"
+        if body.get("prompt_priority", "standard") not in rules["priorities"]:
+            return f"prompt_priority must be one of {sorted(rules['priorities'])} for {model}.", "prompt_priority"
+        params = body.get("model_params", {})
+        if not isinstance(params, dict) or set(params) - rules["params"]:
+            return f"model_params of {model} take only {sorted(rules['params'])}.", "model_params"
+        if params.get("output_format", "png") not in ("png", "jpeg"):
+            return "model_params.output_format must be png or jpeg.", "model_params.output_format"
+        if params.get("tools", [{"type": "web_search"}]) != [{"type": "web_search"}]:
+            return "model_params.tools takes [{\"type\": \"web_search\"}].", "model_params.tools"
+        if not isinstance(params.get("watermark", False), bool):
+            return "model_params.watermark must be a boolean.", "model_params.watermark"
+        if params.get("background", "opaque") not in ("opaque", "transparent"):
+            return "model_params.background must be opaque or transparent.", "model_params.background"
+        if params.get("background") == "transparent" and (not isinstance(urls, list) or len(urls) != 1):
+            return "A transparent background needs exactly one PNG image in image_urls.", "model_params.background"
         if not isinstance(urls, list) or len(urls) > 10:
             return "image_urls takes at most 10 URLs.", "image_urls"
         with self.lock:
@@ -382,7 +438,7 @@ class FakeEvoLink(FakeUpstream):
         obj = {
             "created": task["created"],
             "id": task["id"],
-            "model": "doubao-seedream-4.0",
+            "model": task.get("model", "doubao-seedream-4.0"),
             "object": "image.generation.task",
             "progress": 0,
             "status": "pending",
@@ -403,7 +459,9 @@ class FakeEvoLink(FakeUpstream):
             if task["results"] is None:
                 width, height = task["size"]
                 task["results"] = [
-                    self.add_result(width, height, f"fake evolink {task['id']} #{k}") for k in range(task["count"])
+                    self.add_result(width, height, f"fake evolink {task['model']} {task['id']} #{k}",
+                                    task["format"], task["transparent"])
+                    for k in range(task["count"])
                 ]
                 self.credits -= CREDITS_PER_IMAGE * task["count"]
                 self.used += CREDITS_PER_IMAGE * task["count"]

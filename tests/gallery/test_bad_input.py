@@ -29,7 +29,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gallery import options
+from gallery import catalog, options
 from gallery.models import GenerationTask, Invite, Membership, ReferenceImage, Role
 from gallery.pipeline import callback_token
 from tests.bad_input_kit import (
@@ -61,11 +61,12 @@ from tests.gallery.test_submit_form import (
 
 MB = 1024 * 1024
 SUBMIT = DEFAULTS  # a valid studio submission
+SD40_QUALITIES = ["1K", "2K", "4K"]  # the default model's tiers (issue 13), written apart from gallery/catalog.py
 NEWCOMER = {"name": "Erin Ito", "email": "erin@example.com", "password1": PASSWORD, "password2": PASSWORD}
 
 BLANK = "Write a prompt: describe the image you want."
 WRONG_N = "Choose between 1 and 15 images."
-PIXELS = "a custom size must have between 921,600 (1280×720) and 16,777,216 (4096×4096) pixels."
+PIXELS = "Seedream 4.0 takes custom sizes of 921,600 to 16,777,216 pixels."
 NOT_AN_IMAGE = "This file is not an image we can read. Use a JPG, PNG or WEBP image."
 TOO_LARGE = "This image is too large to decode safely. Each side must be at most 6,000 pixels."
 GONE = "One of the chosen images no longer exists. Remove it and try again."
@@ -187,10 +188,10 @@ CASES = [
     studio("prompt-of-spaces-tabs-and-line-breaks-by-htmx", 400, BLANK, htmx=True, prompt="  \t\r\n \n "),
     studio("prompt-field-left-out", 400, BLANK, prompt=None),
     studio("prompt-of-2001-characters", 400,
-           "The prompt is 2,001 characters long; the limit is 2,000. Shorten it by 1 character.",
+           "The prompt is 2,001 characters long; Seedream 4.0 takes at most 2,000. Shorten it by 1 character.",
            prompt="a" * 2001),
     studio("prompt-of-2001-emoji-by-htmx", 400,
-           "The prompt is 2,001 characters long; the limit is 2,000. Shorten it by 1 character.",
+           "The prompt is 2,001 characters long; Seedream 4.0 takes at most 2,000. Shorten it by 1 character.",
            htmx=True, prompt="🦊" * 2001),
     studio("prompt-with-a-NUL-character", 400, "Null characters are not allowed.",
            prompt="a fox\x00 in the snow"),
@@ -654,8 +655,8 @@ def invalid_references():
 @st.composite
 def valid_custom_sizes(draw):
     width = draw(st.integers(240, 4096))  # below 240, 16:1 cannot reach 921,600 pixels
-    low = max(math.ceil(options.MIN_CUSTOM_PIXELS / width), math.ceil(width / 16))
-    high = min(options.MAX_CUSTOM_PIXELS // width, 16 * width)
+    low = max(math.ceil(catalog.MODELS[catalog.SD40].min_pixels / width), math.ceil(width / 16))
+    high = min(catalog.MODELS[catalog.SD40].max_pixels // width, 16 * width)
     height = draw(st.integers(low, high))
     separator = draw(st.sampled_from(["x", "X", "×", "*", " x ", " × "]))
     return f"{width}{separator}{height}"
@@ -674,7 +675,7 @@ def valid_submissions(draw):
     fields = {
         "prompt": prompt,
         "size": draw(st.sampled_from(options.RATIOS)),
-        "quality": draw(st.sampled_from(options.QUALITIES)),
+        "quality": draw(st.sampled_from(SD40_QUALITIES)),
         "n": str(draw(st.integers(1, options.MAX_IMAGES - len(references)))),
         "priority": draw(st.sampled_from([value for value, _ in options.PRIORITIES])),
         "custom_size": draw(st.sampled_from([MISSING, ""]) | valid_custom_sizes()),
@@ -756,7 +757,7 @@ def custom_size_ok(text):
     if not match:
         return False
     width, height = int(match[1]), int(match[2])
-    return (width and height and options.MIN_CUSTOM_PIXELS <= width * height <= options.MAX_CUSTOM_PIXELS
+    return (width and height and catalog.MODELS[catalog.SD40].min_pixels <= width * height <= catalog.MODELS[catalog.SD40].max_pixels
             and 1 / 16 <= width / height <= 16)
 
 
@@ -775,6 +776,9 @@ def broken_rules(fields, references):
                           ("priority", ["standard", "fast"])):
         if last(fields.get(name, "")) not in choices:
             broken.append(name)
+    quality, custom = last(fields.get("quality", "")), last(fields.get("custom_size", ""))
+    if quality in options.QUALITIES and quality not in SD40_QUALITIES and not (custom or "").strip():
+        broken.append("a quality Seedream 4.0 does not offer")
     n = django_int(last(fields.get("n", "")))
     if n is None or not 1 <= n <= 15:
         broken.append("n")

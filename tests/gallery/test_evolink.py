@@ -529,8 +529,8 @@ def test_slow_reference_uploads_keep_the_lease_so_a_second_worker_never_creates_
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_whose_lease_was_taken_stops_before_paying(fake, team, alice, settings):
-    fake.slow_seconds = 0.5
-    fake.fault("upload", "slow", times=3)
+    upload_answers = threading.Event()
+    fake.fault("upload", "hold", until=upload_answers)  # the first upload waits until the takeover
     task = make_task(team, alice, references=refs(3))
     first = in_thread(pipeline.advance, task.pk)
     wait_for_lease(task)
@@ -538,6 +538,7 @@ def test_a_worker_whose_lease_was_taken_stops_before_paying(fake, team, alice, s
     GenerationTask.objects.filter(pk=task.pk).update(
         lease_until=timezone.now() + timedelta(minutes=1), lease_token="second-worker"
     )
+    upload_answers.set()
     first.join()
     assert fake.created == []  # the first worker noticed at its next step and did not create
     GenerationTask.objects.filter(pk=task.pk).update(lease_until=None, lease_token="")

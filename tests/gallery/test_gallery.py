@@ -348,7 +348,7 @@ def test_the_image_page_shows_the_image_and_all_its_facts(client_alice, alice, t
         "96 × 54",
         "JPEG",
         "sandbox",
-        "$0.02 per image",
+        "$0.0222 per image",
         "Alice",
     ):
         assert fact in body, fact

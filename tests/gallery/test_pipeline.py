@@ -25,7 +25,7 @@ def stored_files(settings, folder="results"):
 
 
 def test_a_task_goes_from_queued_to_completed_with_n_stored_images(team, alice, settings):
-    settings.PRICE_PER_IMAGE = {"sandbox": 0.0222}
+    settings.PRICE_OVERRIDES = {"sandbox": Decimal("0.0222")}
     task = make_task(team, alice, n=3, references=[make_reference(), make_reference(30, 60, "teal")])
     assert task.reserved_cost == Decimal("0.0666")
 
@@ -54,7 +54,7 @@ def test_the_sent_prompt_asks_for_n_images_and_the_stored_prompt_keeps_both(team
 
 
 def test_fewer_images_than_n_is_a_success_billed_by_images_produced(team, alice, settings):
-    settings.PRICE_PER_IMAGE = {"sandbox": 0.5}
+    settings.PRICE_OVERRIDES = {"sandbox": Decimal("0.5")}
     task = run_until_final(make_task(team, alice, prompt="cats [sandbox:fewer=2]", n=4))
     assert task.status == Status.COMPLETED
     assert task.images.count() == 2

@@ -47,7 +47,7 @@ def test_providers_are_the_configured_ones_cheapest_first(settings):
     assert router.configured() == ["byteplus"]  # the sandbox only runs without a real provider
     settings.EVOLINK_API_KEY = "sk-evo"
     assert router.configured() == ["evolink", "byteplus"]
-    settings.PRICE_PER_IMAGE = {**settings.PRICE_PER_IMAGE, "evolink": 0.05}
+    settings.PRICE_OVERRIDES = {"evolink": Decimal("0.05")}
     assert router.configured() == ["byteplus", "evolink"]
 
 

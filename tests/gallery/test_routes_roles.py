@@ -23,6 +23,7 @@ import copy
 import io
 import re
 import shutil
+import uuid
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable
@@ -345,6 +346,7 @@ GALLERY_ROUTES = [
          kwargs=lambda w: {"task_id": w.running.pk, "token": "0" * 32}),
     # Tasks: members act on their own, owners and admins on anyone's (SPEC §1)
     Case("task_detail", TASK, "task_detail", TEAM_OBJECT, kwargs=task("done")),
+    Case("compare", "compare/<uuid:group_id>/", "compare", TEAM_OBJECT, kwargs=lambda w: {"group_id": w.done.compare_group}),
     Case("task_retry", f"{TASK}retry/", "task_retry", expect(HOME, HOME, HOME, 404, LOGIN),
          "POST", kwargs=task("bobs_failed"), effect=retried("bobs_failed")),
     Case("task_retry:teammates", f"{TASK}retry/", "task_retry", expect(HOME, HOME, 403, 404, LOGIN),
@@ -563,6 +565,7 @@ def build_world():
     rivals = make_team("Rivals", charlie)
     done = run_until_final(make_task(team, alice, prompt=SECRET, references=[make_reference()], **SMALL))
     assert done.status == Status.COMPLETED and done.images.count() == done.references.count() == 1
+    done.update_fields(compare_group=uuid.uuid4())  # one of a comparison, for the compare page
     fail = "[sandbox:fail=request_cancelled]"
     bobs_failed = run_until_final(make_task(team, bob, prompt=f"Bob's try {fail}", **SMALL))
     alices_failed = run_until_final(make_task(team, alice, prompt=f"Alice's try {fail}", **SMALL))

@@ -25,21 +25,13 @@ from gallery.forms.studio import (
     sent_prompt,
 )
 from gallery.models import GenerationTask, ReferenceImage
+from tests.gallery.conftest import DEFAULTS  # noqa: F401 (for the other form tests)
 
 MB = 1024 * 1024
-DEFAULTS = {
-    "prompt": "A red fox reading a newspaper",
-    "size": "auto",
-    "quality": "2K",
-    "custom_size": "",
-    "n": "1",
-    "ask_for_n": "on",
-    "priority": "standard",
-}
 
 BLANK = "Write a prompt: describe the image you want."
 WRONG_N = "Choose between 1 and 15 images."
-PIXELS = "a custom size must have between 921,600 (1280×720) and 16,777,216 (4096×4096) pixels."
+PIXELS = "Seedream 4.0 takes custom sizes of 921,600 to 16,777,216 pixels."
 
 
 # Building files in memory
@@ -88,22 +80,6 @@ def upload(data, name="reference.png", content_type="image/png"):
 # Posting through the studio view
 
 
-@pytest.fixture
-def submit(client_alice, django_capture_on_commit_callbacks):
-    """POSTs the studio form as multipart; a field given as None is left out of the request."""
-
-    def post(references=(), **fields):
-        data = {key: value for key, value in {**DEFAULTS, **fields}.items() if value is not None}
-        if references:
-            data["references"] = list(references)
-        with django_capture_on_commit_callbacks() as callbacks:
-            response = client_alice.post("/", data)
-        response.on_commit_callbacks = callbacks
-        return response
-
-    return post
-
-
 def stored_files():
     root = Path(settings.MEDIA_ROOT)
     return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
@@ -143,7 +119,7 @@ def test_it_rejects_a_missing_prompt(submit):
 def test_it_rejects_a_prompt_of_2001_characters(submit):
     response = submit(prompt="a" * 2001)
     assert_rejected(
-        response, "The prompt is 2,001 characters long; the limit is 2,000. Shorten it by 1 character."
+        response, "The prompt is 2,001 characters long; Seedream 4.0 takes at most 2,000. Shorten it by 1 character."
     )
 
 
@@ -426,7 +402,7 @@ def test_it_accepts_ten_references_with_five_images_and_keeps_their_order(submit
 def test_an_accepted_submission_creates_one_task_with_the_normalised_values(
     submit, settings, alice, team, django_capture_on_commit_callbacks
 ):
-    settings.PRICE_PER_IMAGE = {**settings.PRICE_PER_IMAGE, "sandbox": 0.0222}
+    settings.PRICE_OVERRIDES = {"sandbox": Decimal("0.0222")}
     response = submit(
         prompt="  A fox\r\nin the snow  ", n="3", size="16:9", quality="4K", priority="fast",
         references=[upload(png((40, 30)), "a.png")],
