@@ -65,6 +65,9 @@ FAILURES = {
     # The task's own journey.
     "request_cancelled": Failure("The provider cancelled this task.", "Retry it.", RETRY),
     "resource_not_found": Failure("The provider lost track of this task.", "Retry it.", RETRY),
+    "budget_exceeded": Failure(
+        "The provider this task was priced for failed, and the backup provider costs more than the budget has left.",
+        "Retry it later, or ask an owner to raise the budget on the Usage page.", RETRY),
     "timed_out": Failure("The task did not finish in time.", "Retry it.", RETRY),
     "download_failed": Failure(
         "The images were made, but none could be downloaded from the provider.", "Retry the task.", RETRY),

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from gallery import catalog, logs, options
+from gallery import budgets, catalog, logs, options
 from gallery.forms.studio import sent_prompt
 from gallery.images.decode import (
     InvalidImage,
@@ -67,8 +67,9 @@ def submit_all(team, user, cleaned, retry_of=None):
     if they are not committed the files are deleted again: a comparison is made whole or not at
     all. The same form sent twice with the same inputs (a double click) gives the first
     submission's tasks; sent again with other inputs, they are new. Raises StorageUnavailable
-    when the files cannot be saved, and ModelUnavailable when no configured provider serves a
-    model (before anything is written).
+    when the files cannot be saved, ModelUnavailable when no configured provider serves a model
+    (before anything is written), and BudgetExceeded when the reserved cost of all its tasks does
+    not fit what is left of the team's or the member's budget (nothing is kept).
     """
     models = list(cleaned.get("compare") or [cleaned.get("model") or settings.DEFAULT_MODEL])
     # Created last model first: the history lists newest first, so they show in the picked order.
@@ -78,6 +79,8 @@ def submit_all(team, user, cleaned, retry_of=None):
     if token and (existing := GenerationTask.objects.filter(team=team, submit_token=tokens[0]).first()):
         return submitted_with(existing)
     providers = [provider_for(ask["model"], ask["quality"]) for ask in asks]
+    reserved = sum(price_per_image(provider, ask["model"], ask["quality"]) * images_asked(ask)
+                   for ask, provider in zip(asks, providers))
     group = uuid.uuid4() if len(asks) > 1 else None
     created_at = timezone.now()
     stored = []
@@ -85,6 +88,7 @@ def submit_all(team, user, cleaned, retry_of=None):
         for ask in asks:
             stored.append(store_references(team, created_at, ask["references"]))
         with transaction.atomic():
+            budgets.reserve(team, user, reserved)
             tasks = [
                 create_task(team, user, ask, created_at + timedelta(microseconds=i), provider,
                             submit_token=task_token, reference_names=names, retry_of=retry_of, compare_group=group)
@@ -119,7 +123,7 @@ def create_task(team, user, cleaned, created_at, provider, submit_token, referen
     """The task's row and its references' rows (inside the caller's transaction); enqueued after commit."""
     model = cleaned["model"]
     price = price_per_image(provider, model, cleaned["quality"])
-    n = cleaned["n"] if catalog.MODELS[model].sends_n else 1  # 5.0 Pro: one image per task
+    n = images_asked(cleaned)
     custom = cleaned.get("custom_size")
     task = GenerationTask.objects.create(
         submit_token=submit_token,
@@ -160,8 +164,13 @@ def create_task(team, user, cleaned, created_at, provider, submit_token, referen
         )
         for position, (ref, name) in enumerate(zip(cleaned["references"], reference_names))
     )
+    budgets.record(task)
     transaction.on_commit(lambda: enqueue(task.pk))
     return task
+
+
+def images_asked(cleaned):
+    return cleaned["n"] if catalog.MODELS[cleaned["model"]].sends_n else 1  # 5.0 Pro: one image per task
 
 
 class ModelUnavailable(Exception):
@@ -265,10 +274,10 @@ def advance(task_id):
         return
     with logs.working_on(task.pk):
         try:
-            task.refresh_from_db()
+            task.reload()
             if not task.is_final:
                 step(task)
-                task.refresh_from_db()  # a cancel may have landed while this worker was busy
+                task.reload()  # a cancel may have landed while this worker was busy
             if task.is_final and task.tidy_pending:
                 tidy(task)
         except LeaseLost:
@@ -331,6 +340,9 @@ def create_upstream(task):
         task.update_fields(create_started_at=None)
         handle_error(task, e)
         return
+    except budgets.BudgetExceeded as e:
+        fail(task, "budget_exceeded", f"The provider priced for this task failed, and the next one costs more. {e.message}")
+        return
     now = timezone.now()
     fields = dict(
         upstream_id=created.id,
@@ -351,8 +363,7 @@ def create_at(task, provider):
     """One create attempt at one provider; the task records who runs it and at what price."""
     if provider.name != task.provider:
         forget_references(task)
-        price = price_per_image(provider.name, task.model, task.quality)
-        task.update_fields(provider=provider.name, price_per_image=price, reserved_cost=price * task.n)
+        budgets.reprice(task, provider.name, price_per_image(provider.name, task.model, task.quality))
     urls = deliver_references(task, provider)
     task.extend_lease()  # the create call must end inside the lease, or a second worker may pay again
     task.update_fields(create_started_at=timezone.now())
@@ -657,7 +668,7 @@ def tidy(task):
         for suffix in (*(ext for _, ext in options.IMAGE_FORMATS.values()), ".thumb.webp")
     ]
     delete_stored_files([name for name in leftovers if default_storage.exists(name)])
-    task.update_fields(tidy_pending=False, final_cost=task.price_per_image * len(stored))
+    budgets.settle(task, len(stored))
 
 
 def _plain(error):

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from gallery import pipeline
-from gallery.models import GenerationTask, WorkerHeartbeat
+from gallery.models import GenerationTask, LeaseLost, WorkerHeartbeat
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -51,10 +51,12 @@ def end_expired_tasks():
     for task in GenerationTask.objects.unfinished().lease_free(now).filter(deadline_at__lt=now)[:BATCH]:
         if task.take_lease():
             try:
-                task.refresh_from_db()
+                task.reload()
                 if not task.is_final:
                     pipeline.finish_at_deadline(task)
                     count += 1
+            except LeaseLost:
+                pass  # another worker has the task; it sees the deadline itself
             finally:
                 task.release_lease()
     return count

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
 from gallery.ids import IdConverter
-from gallery.views import accounts, callbacks, gallery, media, pages, studio, teams
+from gallery.views import accounts, callbacks, gallery, media, pages, studio, teams, usage
 from gallery.views.providers import providers
 
 register_converter(IdConverter, "id")
@@ -21,7 +21,9 @@ urlpatterns = [
     path("gallery/<id:image_id>/favourite/", gallery.favourite, name="image_favourite"),
     path("gallery/delete/", gallery.delete, name="gallery_delete"),
     path("gallery/download/", media.download_zip, name="gallery_zip"),
-    path("usage/", pages.usage, name="usage"),
+    path("usage/", usage.usage_page, name="usage"),
+    path("usage/budget/", usage.budget, name="usage_budget"),
+    path("usage/export.csv", usage.usage_csv, name="usage_csv"),
     path("api/", pages.api, name="api"),
     path("providers/", providers, name="providers"),
     path("media/image/<id:image_id>/", media.original, name="image_original"),

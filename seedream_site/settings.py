@@ -407,6 +407,8 @@ for _provider, _variable in (("evolink", "EVOLINK_PRICE_PER_IMAGE"), ("byteplus"
         PRICE_OVERRIDES.setdefault(f"{_provider}:doubao-seedream-4.0", Decimal(str(env_number(_variable, 0.0, kind=float, minimum=0))))
 if os.environ.get("SANDBOX_PRICE_PER_IMAGE"):
     PRICE_OVERRIDES.setdefault("sandbox", Decimal(str(env_number("SANDBOX_PRICE_PER_IMAGE", 0.0, kind=float, minimum=0))))
+# Owners see a warning on the usage page when the EvoLink balance (as last read) falls below this.
+EVOLINK_LOW_CREDITS = Decimal(str(env_number("EVOLINK_LOW_CREDITS", 500.0, kind=float, minimum=0)))
 # The model the studio offers first (every model of gallery/catalog.py may be picked per task).
 DEFAULT_MODEL = env_choice("DEFAULT_MODEL", catalog.SD40, tuple(catalog.MODELS))
 # Circuit breaker: after this many failed create calls in a row a provider is skipped for the

@@ -300,6 +300,16 @@ class GenerationTask(models.Model):
             raise LeaseLost(f"Task {self.pk}: another worker took the lease")
         self.lease_until = until
 
+    def reload(self):
+        """Re-reads the task under this worker's lease (a cancel may have landed meanwhile). The
+        lease stays this worker's own: raises LeaseLost if another worker holds it now, rather
+        than taking on that worker's token with the row."""
+        token = self.lease_token
+        self.refresh_from_db()
+        if self.lease_token != token:
+            self.lease_token = token
+            raise LeaseLost(f"Task {self.pk}: another worker took the lease")
+
     def release_lease(self):
         GenerationTask.objects.filter(pk=self.pk, lease_token=self.lease_token).update(
             lease_until=None, lease_token=""

@@ -1,5 +1,7 @@
+import functools
 import hashlib
 import secrets
+import zoneinfo
 from datetime import timedelta
 
 from django.conf import settings
@@ -37,9 +39,27 @@ class Instance(models.Model):
         return f"Set up {self.set_up_at:%Y-%m-%d %H:%M}"
 
 
+@functools.cache
+def time_zones():
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_time_zone(name):
+    from django.core.exceptions import ValidationError
+
+    if name not in time_zones():
+        raise ValidationError(f"“{name}” is not a time zone. Pick one such as Europe/Berlin or America/New_York.")
+
+
 class Team(models.Model):
     name = models.CharField(max_length=100)
     created_at = models.DateTimeField(default=timezone.now)
+    # Budgets (gallery/budgets.py), in dollars per calendar month in the team's time zone; None: no cap.
+    monthly_budget = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    member_monthly_cap = models.DecimalField(
+        max_digits=10, decimal_places=2, null=True, blank=True, help_text="What each member may spend a month."
+    )
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
 
     def __str__(self):
         return self.name

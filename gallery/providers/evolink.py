@@ -6,14 +6,15 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from gallery import options
+from gallery import catalog, options
 
 from .base import ProviderError, UpstreamTask
 from .http import RETRYABLE_STATUSES, Upstream, status_error
 
 CALL_DEADLINE = 60.0  # one API call, all of it (an upload of a 10 MB reference included)
 CREDITS_DEADLINE = 10.0  # read by the worker, never during a page
-CREDITS_PER_IMAGE = Decimal("1.6")
+# EvoLink bills in credits: 1.6 credits buy one Seedream 4.0 image at its list price.
+CREDITS_PER_DOLLAR = Decimal("1.6") / catalog.MODELS[catalog.SD40].prices["evolink"]
 STATUSES = {"pending", "processing", "completed", "failed"}
 
 # HTTP errors by status, as SPEC §7 documents them: the error type becomes the task's code.
@@ -123,7 +124,7 @@ class EvoLinkProvider:
                 token_left = float(token["remaining_credits"])
         except (KeyError, TypeError, ValueError):
             raise unreadable() from None
-        images = int(Decimal(str(remaining)) / CREDITS_PER_IMAGE) if remaining > 0 else 0
+        images = images_for(Decimal(str(remaining)), settings.DEFAULT_MODEL)
         return {"user": remaining, "images": images, "token": token_left}
 
     def _request(self, method, url, *, deadline=None, file_service=False, **kwargs):
@@ -199,3 +200,12 @@ def unreadable():
 
 def _is_http(url):
     return isinstance(url, str) and url.startswith(("https://", "http://"))
+
+
+def images_for(credits, model, quality=None):
+    """About how many images of `model` a balance of `credits` buys (None: no price known)."""
+    quality = quality or catalog.MODELS[model].default_quality
+    price = catalog.price(model, "evolink", quality, settings.PRICE_OVERRIDES)
+    if credits is None or not price:
+        return None
+    return max(int(Decimal(credits) / (price * CREDITS_PER_DOLLAR)), 0)

@@ -7,6 +7,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from gallery import budgets
+
 register = template.Library()
 
 
@@ -34,15 +36,7 @@ def icon(name):
 
 @register.filter
 def money(value):
-    """$0.02 style; costs below a cent keep more digits so they never show as $0.00."""
-    if value is None:
-        return "–"
-    value = Decimal(value)
-    if value == 0:
-        return "$0"
-    if value < Decimal("0.01"):
-        return f"${value:.4f}".rstrip("0")
-    return f"${value:,.2f}"
+    return budgets.money(value)
 
 
 @register.simple_tag

@@ -6,19 +6,6 @@ from gallery.access import team_required
 
 
 @team_required
-def usage(request):
-    return render(
-        request,
-        "gallery/not_built.html",
-        {
-            "title": "Usage",
-            "what": "Spend by day and by member for a chosen month, with a chart, a table and CSV export, and the team's monthly budget.",
-            "now": "Each task's cost is shown in the studio's history today.",
-        },
-    )
-
-
-@team_required
 def api(request):
     return render(
         request,

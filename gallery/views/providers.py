@@ -1,9 +1,10 @@
+from django.conf import settings
 from django.shortcuts import render
 
 from gallery.access import manager_required
 from gallery.models import ProviderState
 from gallery.providers import KEY_SETTINGS, LABELS, router
-from gallery.providers.evolink import CREDITS_PER_IMAGE
+from gallery.providers.evolink import images_for
 
 
 @manager_required
@@ -16,7 +17,7 @@ def providers(request):
         "rows": rows,
         "evolink_configured": "evolink" in configured,
         "balance": balance,
-        "images_left": int(balance.credits / CREDITS_PER_IMAGE) if balance and balance.credits else 0,
+        "images_left": (images_for(balance.credits, settings.DEFAULT_MODEL) or 0) if balance else 0,
         "unconfigured": [(LABELS[name], key) for name, key in KEY_SETTINGS.items() if name not in configured],
     }
     return render(request, "gallery/providers.html", ctx)

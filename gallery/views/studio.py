@@ -9,7 +9,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from gallery import catalog, history, options, pipeline
+from gallery import budgets, catalog, history, options, pipeline
 from gallery.access import get_for_team, team_required
 from gallery.forms.studio import SubmitForm, remix_initial, stored_tiles
 from gallery.models import FINAL_STATES, GenerationTask
@@ -80,6 +80,9 @@ def submit(request):
     except pipeline.ModelUnavailable as e:  # the studio's prices changed since the form was checked
         form.add_error(None, options.say("model_unavailable", model=str(e)))
         return _render(request, form, status=400, partial="form-and-history" if request.htmx else "")
+    except budgets.BudgetExceeded as e:
+        form.add_error(None, e.message)
+        return _render(request, form, status=402, partial="form-and-history" if request.htmx else "")
     if not request.htmx:
         messages.success(request, _started(tasks))
         return redirect("studio")
@@ -181,6 +184,8 @@ def retry(request, task_id):
         pipeline.retry(task, request.user)
     except pipeline.StorageUnavailable as e:
         return _after_action(request, str(e))
+    except budgets.BudgetExceeded as e:
+        return _after_action(request, e.message, status=402)
     return _after_action(request, "Trying again as a new task.")
 
 

@@ -303,7 +303,7 @@ def test_axe_finds_no_serious_or_critical_violations(scheme, browser, live_serve
     sign_in(page, live_server)
     found = {}
     for path in ["/", "/gallery/", f"/gallery/{done.images.first().pk}/", f"/tasks/{done.pk}/", "/team/",
-                 "/providers/", "/password/change/"]:
+                 "/providers/", "/usage/", "/password/change/"]:
         page.goto(f"{live_server.url}{path}")
         found[path] = violations(page)
     page.goto(f"{live_server.url}/")

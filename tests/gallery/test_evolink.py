@@ -19,7 +19,7 @@ from PIL import Image
 from gallery import pipeline
 from gallery.forms.studio import CheckedReference
 from gallery.images.decode import inspect_image
-from gallery.models import GenerationTask, Status
+from gallery.models import GenerationTask, LeaseLost, Status
 from gallery.providers import evolink, http
 from gallery.providers.base import FINAL_CODES, RETRYABLE_CODES, UNKNOWN_FAILURE
 from tests.factories import make_reference, make_task, run_until_final
@@ -544,3 +544,20 @@ def test_a_worker_whose_lease_was_taken_stops_before_paying(fake, team, alice, s
     GenerationTask.objects.filter(pk=task.pk).update(lease_until=None, lease_token="")
     task = run_until_final(task)
     assert task.status == Status.COMPLETED and len(fake.created) == 1
+
+
+@pytest.mark.django_db
+def test_a_task_taken_over_right_after_its_lease_was_taken_is_not_adopted(team, alice):
+    # The window between take_lease() and the first re-read: re-reading the row must not hand
+    # this worker the other worker's token (it would then extend, use and release their lease).
+    task = make_task(team, alice)
+    assert task.take_lease()
+    own = task.lease_token
+    GenerationTask.objects.filter(pk=task.pk).update(
+        lease_until=timezone.now() + timedelta(minutes=1), lease_token="second-worker"
+    )
+    with pytest.raises(LeaseLost):
+        task.reload()
+    assert task.lease_token == own
+    task.release_lease()
+    assert GenerationTask.objects.get(pk=task.pk).lease_token == "second-worker"

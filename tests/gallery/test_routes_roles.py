@@ -28,6 +28,7 @@ import zipfile
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -207,6 +208,12 @@ def invited_as_owner(ctx):
     assert [(i.team, i.email, i.role) for i in new] == [(ctx.team, "", Role.OWNER)]
 
 
+def budget_set(ctx):
+    # The owner's own current team gets the budget (the outsider owns another team).
+    ctx.team.refresh_from_db()
+    assert (ctx.team.monthly_budget, ctx.team.member_monthly_cap, ctx.team.time_zone) == (Decimal("25.00"), None, "Europe/Berlin")
+
+
 def revoked(ctx):
     assert Invite.objects.get(pk=ctx.w.invite.pk).revoked_at is not None
     assert ctx.after["memberships"] == ctx.before["memberships"]
@@ -300,6 +307,7 @@ SUBMIT = {
 }
 HOME = to("/")  # the studio
 MEMBERS = to("/team/")  # the team page
+USAGE = to("/usage/")
 TASK = "tasks/<uuid:task_id>/"
 CALLBACK = "upstream/evolink/<uuid:task_id>/<str:token>/"
 RESET = "password/reset/<uidb64>/<token>/"
@@ -382,6 +390,13 @@ GALLERY_ROUTES = [
          data=lambda w: {"ids": [w.image.pk]}, effect=unchanged, check=is_zip_of_the_image),
     # Pages of the current team
     Case("usage", "usage/", "usage", TEAM_PAGE),
+    Case("usage:month", "usage/", "usage", TEAM_PAGE, query=lambda w: {"month": "2026-02"}),
+    Case("usage:bad_month", "usage/", "usage", expect(400, 400, 400, 400, LOGIN), query=lambda w: {"month": "2026-13"}),
+    Case("usage_csv", "usage/export.csv", "usage_csv", TEAM_PAGE),
+    Case("usage_budget", "usage/budget/", "usage_budget", expect(USAGE, 403, 403, USAGE, LOGIN), "POST",
+         data=lambda w: {"monthly_budget": "25", "member_monthly_cap": "", "time_zone": "Europe/Berlin"}, effect=budget_set),
+    Case("usage_budget:bad", "usage/budget/", "usage_budget", expect(400, 403, 403, 400, LOGIN), "POST",
+         data=lambda w: {"monthly_budget": "-1", "time_zone": "Mars/Olympus"}, effect=unchanged),
     Case("api", "api/", "api", TEAM_PAGE),
     Case("providers", "providers/", "providers", expect(200, 200, 403, 200, LOGIN)),
     # Private media
