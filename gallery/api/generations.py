@@ -85,7 +85,8 @@ def clean(body, team):
     if pending and "background" in problems and len(urls) == 1:
         problems.pop("background")  # its reference is fetched later: the worker checks it then
     for field, message in problems.items():
-        param = {"priority": "prompt_priority", "quality": "quality"}.get(field, f"model_params.{field}")
+        param = {"priority": "prompt_priority", "quality": "quality", "web_search": "model_params.tools"}.get(
+            field, f"model_params.{field}")
         raise ApiError(400, message, param)
     if default_provider_name(model.id, quality) is None:
         raise ApiError(400, options.say("model_unavailable", model=model.name), "model")

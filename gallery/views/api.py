@@ -34,12 +34,20 @@ LIST_PAGE_MAX = 100
 UNLIMITED = 999_999_999.0
 
 
+def _raw_body(request):
+    """The body, read once. Not `request.body`: that refuses anything over Django's 2.5 MB form
+    limit, and a JSON body with data: URIs is larger; RequestSizeMiddleware caps it instead."""
+    if not hasattr(request, "_api_body"):
+        request._api_body = request.read()
+    return request._api_body
+
+
 def _json_body(request):
     content_type = request.content_type or ""
     if content_type and content_type not in JSON_TYPES and not content_type.endswith("+json"):
         raise ApiError(415, f"Send the body as JSON with Content-Type: application/json (not {content_type}).")
     try:
-        return json.loads(request.body or b"null")
+        return json.loads(_raw_body(request) or b"null")
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "The body is not valid JSON.") from None
 
@@ -58,7 +66,7 @@ def generations_view(request):
     record = None
     if "Idempotency-Key" in request.headers:
         key = idempotency.clean_key(request.headers["Idempotency-Key"])
-        record, replay = idempotency.begin(request.api_key, key, idempotency.body_digest(request.body))
+        record, replay = idempotency.begin(request.api_key, key, idempotency.body_digest(_raw_body(request)))
         if replay:
             response = _ok(replay[1], replay[0])
             response["Idempotent-Replayed"] = "true"
