@@ -47,6 +47,7 @@ def api_view(methods, envelope=EVOLINK):
                     )
                 key.touch()
                 request.api_key, request.team = key, key.team
+                log.info("API %s %s: key %s of team %s", request.method, request.path, key.prefix, key.team_id)
                 return view(request, *args, **kwargs)
             except ApiError as e:
                 return e.response(envelope)

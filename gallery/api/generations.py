@@ -18,8 +18,7 @@ from gallery.providers.http import url_policy
 from .errors import ApiError
 from .references import checked, decode_base64, own_file
 
-RATIOS = [ratio for ratio in options.RATIOS]
-FIELDS = {"model", "prompt", "n", "size", "quality", "image_urls", "prompt_priority", "callback_url", "model_params"}
+RATIOS = list(options.RATIOS)
 MAX_CALLBACK_URL = 2048
 # model_params → the studio form's field that each maps to (checked by check_model_settings).
 PARAMS = {"output_format", "tools", "watermark", "background"}

@@ -15,7 +15,7 @@ from gallery.models import ApiFile
 from .errors import ApiError
 from .objects import own_file_id
 
-DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*);base64,(.*)$", re.S)
+DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*);base64,(.*)$", re.DOTALL)
 # Base64 of a 10 MB file, plus room for a data: header and line breaks.
 MAX_BASE64_CHARS = options.MAX_REFERENCE_BYTES * 4 // 3 + 1024
 

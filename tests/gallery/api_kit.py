@@ -3,7 +3,6 @@
 import base64
 import json
 
-import pytest
 from django.test import Client
 
 from gallery.models import ApiKey
@@ -62,18 +61,3 @@ def assert_file_error(response, status, contains=""):
     body = response.json()
     assert body["success"] is False and body["code"] == status and contains.lower() in body["msg"].lower(), body
     return body
-
-
-@pytest.fixture
-def key(team, alice):
-    return make_key(team, alice)
-
-
-@pytest.fixture
-def api(key):
-    return ApiClient(key[1])
-
-
-@pytest.fixture
-def rival_api(other_team, charlie):
-    return ApiClient(make_key(other_team, charlie, "Rival script")[1])

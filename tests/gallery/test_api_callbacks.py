@@ -14,7 +14,7 @@ from gallery import pipeline, sweeper, webhooks
 from gallery.models import CallbackAttempt, CallbackDelivery, Delivery, GenerationTask, Status
 from tests.factories import run_until_final
 from tests.fakes.server import FakeServer
-from tests.gallery.api_kit import api, key, make_key  # noqa: F401
+from tests.gallery.api_kit import make_key
 
 BODY = {"prompt": "A lighthouse at dusk", "size": "1:1", "quality": "1K"}
 

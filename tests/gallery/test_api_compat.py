@@ -8,8 +8,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import time
 
 import httpx
 import pytest
@@ -18,13 +16,13 @@ from PIL import Image
 from standardwebhooks import Webhook
 
 from gallery.models import GenerationTask, Status
-from gallery.providers.base import GenerationRequest
+from gallery.providers.base import GenerationRequest, ProviderError
 from gallery.providers.evolink import EvoLinkProvider
 from tests.factories import png_bytes, run_until_final
 from tests.fakes.evolink import FakeEvoLink
 from tests.gallery.api_kit import make_key
 from tests.gallery.test_api_callbacks import Receiver
-from tests.gallery.test_worker import ROOT, start_worker, wait_until, worker_env
+from tests.gallery.test_worker import start_worker, wait_until, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,13 +78,14 @@ def test_the_evolink_client_uploads_a_reference_then_generates_with_it(live_serv
     with Image.open(io.BytesIO(sent["data"])) as image:
         assert image.size == (96, 64)
     client.delete_reference(file_id)
-    with pytest.raises(Exception):
+    with pytest.raises(ProviderError) as refused:
         client.create(request("Deleted reference", [file_url], n=1))
+    assert refused.value.code == "invalid_request_error"
 
 
 def test_the_evolink_client_reads_errors_the_way_it_reads_evolinks(live_server, upstream, team, alice):
     client = client_for(live_server, "sk-studio-notakeynotakeynotakey")
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(ProviderError) as refused:
         client.create(request("Hi"))
     assert refused.value.code == "authentication_error"
     client = client_for(live_server, make_key(team, alice)[1])
@@ -142,7 +141,7 @@ def test_end_to_end_with_a_real_worker_the_fake_upstream_and_a_signed_callback(l
         }
         settings.EVOLINK_API_KEY = "sk-evo-fake"  # the web side prices the task at EvoLink too
         client = client_for(live_server, raw)
-        file_id, file_url = client.deliver_reference(png_bytes(64, 64, "orange"), "PNG")
+        _, file_url = client.deliver_reference(png_bytes(64, 64, "orange"), "PNG")
         with open(tmp_path / "worker.log", "w") as log:
             worker = start_worker(env, log)
             try:

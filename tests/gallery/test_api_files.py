@@ -11,7 +11,7 @@ from PIL import Image
 from gallery.models import ApiFile, GenerationTask
 from tests.factories import png_bytes, run_until_final
 from tests.fakes.server import FakeServer, send_bytes
-from tests.gallery.api_kit import api, assert_error, assert_file_error, data_uri, key, rival_api  # noqa: F401
+from tests.gallery.api_kit import assert_error, assert_file_error, data_uri
 
 
 def upload(api, data=None, name="fox.png"):

@@ -10,9 +10,9 @@ from django.db import connection
 from django.test import Client
 
 from gallery import budgets, pipeline
-from gallery.models import GenerationTask, ReferenceImage, Status
+from gallery.models import GenerationTask, ReferenceImage
 from tests.factories import image_bytes, make_task, png_bytes, run_until_final
-from tests.gallery.api_kit import ApiClient, api, assert_error, data_uri, key, make_key, rival_api  # noqa: F401
+from tests.gallery.api_kit import ApiClient, assert_error, data_uri, make_key
 
 BODY = {"model": "doubao-seedream-4.0", "prompt": "A red fox reading a newspaper", "n": 2, "size": "1:1",
         "quality": "1K"}
@@ -161,8 +161,9 @@ def test_bad_input_is_a_400_in_the_upstreams_shape_and_creates_nothing(api, body
 
 def test_reference_images_break_the_upload_rules_with_the_right_status(api):
     gif = image_bytes(64, 48, "PNG")
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     out = io.BytesIO()
     Image.new("RGB", (40, 40)).save(out, "GIF")
@@ -354,6 +355,6 @@ def test_credits_report_the_months_spend_in_the_upstreams_shape(api, team, alice
 def test_credits_report_what_is_left_of_a_budget(api, monkeypatch):
     from decimal import Decimal
 
-    monkeypatch.setattr(budgets, "month_status", lambda team: budgets.MonthStatus(Decimal("7.5"), Decimal("10")))
+    monkeypatch.setattr(budgets, "month_status", lambda team: budgets.MonthStatus(Decimal("7.5"), Decimal(10)))
     user = api.get("/v1/credits").json()["data"]["user"]
     assert user["remaining_credits"] == 2.5 and user["used_credits"] == 7.5 and user["unlimited_credits"] is False

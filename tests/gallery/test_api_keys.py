@@ -71,7 +71,7 @@ def test_an_owner_creates_a_key_sees_it_once_and_it_works(client_alice, team):
     key = ApiKey.objects.get(team=team)
     raw = page.split('id="new-key">', 1)[1].split("<", 1)[0]
     assert raw.startswith(key.prefix) and "whsec_" in page
-    assert f"curl http://testserver/v1/images/generations" in page and raw in page.split('id="first-curl"', 1)[1]
+    assert "curl http://testserver/v1/images/generations" in page and raw in page.split('id="first-curl"', 1)[1]
     assert raw not in client_alice.get("/api/").content.decode()  # shown once
     assert ApiClient(raw).post("/v1/images/generations", BODY).status_code == 200
     assert key.created_by.username == "alice"

@@ -11,10 +11,13 @@ from gallery import webhooks
 from gallery.models import CallbackDelivery, Delivery, GenerationTask, ReferenceImage, Status
 from tests.factories import png_bytes, run_until_final
 from tests.fakes.server import FakeServer, send_bytes
-from tests.gallery.api_kit import api, assert_error, assert_file_error, data_uri, key  # noqa: F401
-from tests.gallery.test_netguard import HOSTILE_NAMES, connect_guard, fake_dns  # noqa: F401
+from tests.gallery import test_netguard
+from tests.gallery.api_kit import assert_error, assert_file_error, data_uri
+from tests.gallery.test_netguard import HOSTILE_NAMES
 
 BODY = {"prompt": "A lighthouse at dusk", "size": "1:1", "quality": "1K"}
+# The guard's fixtures, autouse here too: fake DNS and a check of every connect.
+fake_dns, connect_guard = test_netguard.fake_dns, test_netguard.connect_guard
 
 # Every spelling refused from the URL alone, before any lookup or connection (SPEC §9).
 HOSTILE_SPELLINGS = [
