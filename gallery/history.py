@@ -125,7 +125,7 @@ class History:
 def rows(team, user, only_mine, ids=None):
     """The tasks to show, with what a row needs; only those with the given ids when asked."""
     images = Prefetch("images", queryset=GalleryImage.objects.order_by("index"))
-    tasks = _tasks(team, user, only_mine).select_related("created_by").prefetch_related(images)
+    tasks = _tasks(team, user, only_mine).select_related("created_by", "api_key").prefetch_related(images)
     if ids is not None:
         return list(tasks.filter(pk__in=ids).order_by("-created_at", "-id"))
     return list(tasks.recent(SIZE))

@@ -4,6 +4,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
 from gallery import logs, options
+from gallery.api.errors import envelope_for, error_response, is_api_path
 
 TEAM_SESSION_KEY = "team_id"
 
@@ -19,7 +20,7 @@ class OnboardingMiddleware:
         if (
             not request.user.is_authenticated
             and request.path != welcome
-            and not request.path.startswith(("/static/", "/v1/"))
+            and not request.path.startswith(("/static/", "/v1/", "/api/v1/"))
             and not get_user_model().objects.exists()
         ):
             return redirect(welcome)
@@ -90,6 +91,11 @@ class RequestSizeMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
+        if length > options.MAX_REQUEST_BYTES and is_api_path(request.path):
+            return error_response(
+                413, f"This request is {filesizeformat(length)}, more than the studio accepts in one go "
+                f"({filesizeformat(options.MAX_REQUEST_BYTES)}). Nothing was saved.", envelope=envelope_for(request.path),
+            )
         if length > options.MAX_REQUEST_BYTES:
             message = (
                 f"This upload is {filesizeformat(length)}, more than the studio accepts in one go "

@@ -148,12 +148,13 @@ def create_task(team, user, cleaned, created_at, provider, submit_token, referen
         price_per_image=price,
         reserved_cost=price * n,
         **links,
+        **cleaned.get("task_fields", {}),  # the Team API's own fields (gallery/api/generations.py)
     )
     ReferenceImage.objects.bulk_create(
         ReferenceImage(
             task=task,
             team=team,
-            position=position,
+            position=getattr(ref, "position", position),  # API: image_urls fetched later keep their place
             file=name,
             original_name=ref.name[:255],
             format=ref.info.format,
@@ -317,6 +318,11 @@ def step(task):
     if timezone.now() >= task.deadline_at:
         finish_at_deadline(task)
     elif task.status == Status.QUEUED:
+        if task.pending_image_urls:
+            from gallery.api.fetch import fetch_image_urls
+
+            if not fetch_image_urls(task):  # failed, or a passing problem to try again later
+                return
         create_upstream(task)
     elif task.status in (Status.SUBMITTED, Status.RUNNING):
         follow(task)

@@ -10,6 +10,7 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from gallery import ratelimit
+from gallery.api import idempotency
 from gallery.models import ProviderCall, SandboxRun, WorkerHeartbeat
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def prune():
         "heartbeats": WorkerHeartbeat.objects.filter(last_seen__lt=now - DAY).delete()[0],
         "finished_jobs": prune_finished_jobs(now - DAY),
         "rate_limit_windows": ratelimit.prune(),
+        "idempotency_records": idempotency.prune(now),  # a retried POST is answered for 24 hours
         "expired_sessions": Session.objects.filter(expire_date__lt=now).delete()[0],
         # Failed-login counters outlive their lockout by a day; successful-login records a quarter.
         "login_attempts": AccessAttempt.objects.filter(attempt_time__lt=now - settings.AXES_COOLOFF_TIME - DAY).delete()[0],

@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from gallery import pipeline
+from gallery import pipeline, webhooks
 from gallery.models import GenerationTask, LeaseLost, WorkerHeartbeat
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ def sweep():
         "requeued_tasks": requeue_overdue_tasks(),
         "deadlines": end_expired_tasks(),
         "requeued_jobs": requeue_orphaned_jobs(),
+        "requeued_callbacks": webhooks.requeue_overdue(),
     }
 
 

@@ -8,3 +8,10 @@ from gallery import pipeline
 @task()
 def advance(task_id):
     pipeline.advance(task_id)
+
+
+@task()
+def deliver_callback(delivery_id):
+    from gallery import webhooks
+
+    webhooks.deliver(delivery_id)

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
 from gallery.ids import IdConverter
-from gallery.views import accounts, callbacks, gallery, media, pages, studio, teams, usage
+from gallery.views import accounts, api, api_keys, callbacks, gallery, media, studio, teams, usage
 from gallery.views.providers import providers
 
 register_converter(IdConverter, "id")
@@ -24,7 +24,24 @@ urlpatterns = [
     path("usage/", usage.usage_page, name="usage"),
     path("usage/budget/", usage.budget, name="usage_budget"),
     path("usage/export.csv", usage.usage_csv, name="usage_csv"),
-    path("api/", pages.api, name="api"),
+    path("api/", api_keys.page, name="api"),
+    path("api/keys/", api_keys.create, name="api_key_create"),
+    path("api/keys/<id:key_id>/revoke/", api_keys.revoke, name="api_key_revoke"),
+    path("api/keys/<id:key_id>/rotate/", api_keys.rotate, name="api_key_rotate"),
+    path("api/callbacks/<id:delivery_id>/redeliver/", api_keys.redeliver, name="api_redeliver"),
+    # The Team API: EvoLink's paths, on the studio's own host (docs/API.md).
+    path("v1/images/generations", api.generations_view, name="api_generations"),
+    path("v1/tasks/<str:task_id>", api.task_view, name="api_task"),
+    path("v1/credits", api.credits_view, name="api_credits"),
+    path("v1/results/<str:token>", api.result_file, name="api_result"),
+    path("v1/openapi.json", api.openapi_view, name="api_openapi"),
+    path("api/v1/files/upload/stream", api.upload_stream, name="api_upload_stream"),
+    path("api/v1/files/upload/base64", api.upload_base64, name="api_upload_base64"),
+    path("api/v1/files/upload/url", api.upload_url, name="api_upload_url"),
+    path("api/v1/files/quota", api.files_quota, name="api_files_quota"),
+    path("api/v1/files/list", api.files_list, name="api_files_list"),
+    path("api/v1/files/content/<str:token>", api.file_content, name="api_file_content"),
+    path("api/v1/files/<str:file_id>", api.file_delete, name="api_file_delete"),
     path("providers/", providers, name="providers"),
     path("media/image/<id:image_id>/", media.original, name="image_original"),
     path("media/image/<id:image_id>/thumb/", media.thumbnail, name="image_thumbnail"),

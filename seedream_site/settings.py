@@ -438,6 +438,12 @@ MAX_RESULT_BYTES = env_number("MAX_RESULT_BYTES", 64 * 1024 * 1024, minimum=1)
 ALLOW_HTTP_URLS = env_bool("ALLOW_HTTP_URLS", False)
 ALLOW_LOOPBACK_URLS = env_bool("ALLOW_LOOPBACK_URLS", False)
 
+# The Team API (docs/API.md): requests per minute per key, how long a signed result link works
+# (each GET of a task gives a new one) and how many files the file service keeps per team.
+API_RATE_LIMIT_PER_MINUTE = env_number("API_RATE_LIMIT_PER_MINUTE", 60, minimum=1)
+API_RESULT_URL_DAYS = env_number("API_RESULT_URL_DAYS", 7, minimum=1, maximum=365)
+API_FILE_QUOTA = env_number("API_FILE_QUOTA", 2000, minimum=1)
+
 # Every unhandled error is logged with its traceback and request id, DEBUG or not (Django's own
 # default sends them only to ADMINS by e-mail when DEBUG is off: with no ADMINS, nowhere).
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

@@ -30,7 +30,7 @@ def charge_existing_tasks(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gallery', '0006_seedream_models'),
+        ('gallery', '0008_team_api'),
     ]
 
     operations = [

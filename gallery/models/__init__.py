@@ -1,3 +1,4 @@
+from .api import ApiFile, ApiKey, CallbackAttempt, CallbackDelivery, Delivery, IdempotencyRecord  # noqa: F401
 from .costs import Charge  # noqa: F401
 from .images import GalleryImage  # noqa: F401
 from .limits import Throttle  # noqa: F401

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -109,6 +109,12 @@ class GenerationTask(models.Model):
     watermark = models.BooleanField(default=False)
     background = models.CharField(max_length=12, blank=True)
     callback_url = models.URLField(max_length=2048, blank=True)
+    # Tasks sent over the Team API: the key (its name shows in the history), the https
+    # image_urls still to be fetched by the worker ([{"position", "url"}]), and the address the
+    # client used, for the absolute links in callbacks when STUDIO_PUBLIC_URL is not set.
+    api_key = models.ForeignKey("gallery.ApiKey", models.SET_NULL, null=True, blank=True, related_name="tasks")
+    pending_image_urls = models.JSONField(default=list, blank=True)
+    api_base_url = models.CharField(max_length=200, blank=True)
     submit_token = models.CharField(
         max_length=64, blank=True, help_text="The form's token and a digest of its inputs: one task per form sent."
     )
@@ -262,7 +268,16 @@ class GenerationTask(models.Model):
             fields.setdefault(stamp, now)
         if new_status in FINAL_STATES:
             fields["tidy_pending"] = True
-        moved = GenerationTask.objects.filter(pk=self.pk, status=self.status).update(**fields)
+        if new_status in FINAL_STATES and self.callback_url:
+            # The callback's outbox row commits with the final state, or neither does.
+            from gallery.webhooks import record_final
+
+            with transaction.atomic():
+                moved = GenerationTask.objects.filter(pk=self.pk, status=self.status).update(**fields)
+                if moved:
+                    record_final(self)
+        else:
+            moved = GenerationTask.objects.filter(pk=self.pk, status=self.status).update(**fields)
         if moved:
             for name, value in fields.items():
                 setattr(self, name, value)

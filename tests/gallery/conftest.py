@@ -1,6 +1,8 @@
-"""Fixtures shared by the studio form's tests."""
+"""Fixtures shared by the studio form's and the Team API's tests."""
 
 import pytest
+
+from tests.gallery import api_kit
 
 DEFAULTS = {
     "prompt": "A red fox reading a newspaper",
@@ -27,3 +29,21 @@ def submit(client_alice, django_capture_on_commit_callbacks):
         return response
 
     return post
+
+
+# The Team API: a key of Studio (alice's), a client calling with it, and one of Rivals.
+
+
+@pytest.fixture
+def key(team, alice):
+    return api_kit.make_key(team, alice)
+
+
+@pytest.fixture
+def api(key):
+    return api_kit.ApiClient(key[1])
+
+
+@pytest.fixture
+def rival_api(other_team, charlie):
+    return api_kit.ApiClient(api_kit.make_key(other_team, charlie, "Rival script")[1])

@@ -44,7 +44,11 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlencode, urlsafe_base64_encode
 
 from gallery import pipeline
+from gallery.api.objects import RESULT_SALT
 from gallery.models import (
+    ApiKey,
+    CallbackDelivery,
+    Delivery,
     GalleryImage,
     GenerationTask,
     Invite,
@@ -186,6 +190,29 @@ def task_deleted(which):
     return effect
 
 
+def key_created(ctx):
+    assert ApiKey.objects.filter(team=ctx.team, name="Routes", created_by=ctx.user).count() == 1
+
+
+def key_revoked(ctx):
+    assert ApiKey.objects.get(pk=ctx.w.api_key.pk).revoked_at is not None
+
+
+def secret_rotated(ctx):
+    assert ApiKey.objects.get(pk=ctx.w.api_key.pk).signing_nonce != ctx.w.api_key.signing_nonce
+
+
+def redelivered(ctx):
+    delivery = CallbackDelivery.objects.get(pk=ctx.w.delivery.pk)
+    assert (delivery.state, delivery.attempts) == (Delivery.PENDING, 0)
+
+
+def result_token(w):
+    from django.core import signing
+
+    return signing.dumps(w.image.pk, salt=RESULT_SALT) + ".png"
+
+
 def favourited(ctx):
     assert GalleryImage.objects.get(pk=ctx.w.image.pk).favourite
     assert ctx.after["images"] == [(pk, fav or pk == ctx.w.image.pk) for pk, fav in ctx.before["images"]]
@@ -306,6 +333,8 @@ SUBMIT = {
     "ask_for_n": "on",
 }
 HOME = to("/")  # the studio
+API_PAGE = to("/api/")
+NO_KEY = expect(*[401] * 5)
 MEMBERS = to("/team/")  # the team page
 USAGE = to("/usage/")
 TASK = "tasks/<uuid:task_id>/"
@@ -398,6 +427,36 @@ GALLERY_ROUTES = [
     Case("usage_budget:bad", "usage/budget/", "usage_budget", expect(400, 403, 403, 400, LOGIN), "POST",
          data=lambda w: {"monthly_budget": "-1", "time_zone": "Mars/Olympus"}, effect=unchanged),
     Case("api", "api/", "api", TEAM_PAGE),
+    # The API page: owners and admins manage the team's keys, members look; an outsider acts on Rivals.
+    Case("api_key_create", "api/keys/", "api_key_create", expect(API_PAGE, API_PAGE, 403, API_PAGE, LOGIN), "POST",
+         data=lambda w: {"name": "Routes"}, effect=key_created),
+    Case("api_key_revoke", "api/keys/<id:key_id>/revoke/", "api_key_revoke", expect(API_PAGE, API_PAGE, 403, 404, LOGIN),
+         "POST", kwargs=lambda w: {"key_id": w.api_key.pk}, effect=key_revoked),
+    Case("api_key_rotate", "api/keys/<id:key_id>/rotate/", "api_key_rotate", expect(API_PAGE, API_PAGE, 403, 404, LOGIN),
+         "POST", kwargs=lambda w: {"key_id": w.api_key.pk}, effect=secret_rotated),
+    Case("api_redeliver", "api/callbacks/<id:delivery_id>/redeliver/", "api_redeliver",
+         expect(API_PAGE, API_PAGE, 403, 404, LOGIN), "POST", kwargs=lambda w: {"delivery_id": w.delivery.pk},
+         effect=redelivered),
+    # The Team API answers bearer keys only: a session (or nothing) is 401, in the upstream's shape.
+    Case("api_generations", "v1/images/generations", "api_generations", NO_KEY, "POST",
+         data=lambda w: {"prompt": "x"}),
+    Case("api_task", "v1/tasks/<str:task_id>", "api_task", NO_KEY, kwargs=task("done")),
+    Case("api_credits", "v1/credits", "api_credits", NO_KEY),
+    Case("api_upload_stream", "api/v1/files/upload/stream", "api_upload_stream", NO_KEY, "POST"),
+    Case("api_upload_base64", "api/v1/files/upload/base64", "api_upload_base64", NO_KEY, "POST"),
+    Case("api_upload_url", "api/v1/files/upload/url", "api_upload_url", NO_KEY, "POST"),
+    Case("api_files_quota", "api/v1/files/quota", "api_files_quota", NO_KEY),
+    Case("api_files_list", "api/v1/files/list", "api_files_list", NO_KEY),
+    Case("api_file_delete", "api/v1/files/<str:file_id>", "api_file_delete", expect(*[405] * 5),
+         kwargs=lambda w: {"file_id": "file_x"}),
+    # Signed links: the signature is the permission (no session, no key), for anyone holding one.
+    Case("api_result", "v1/results/<str:token>", "api_result", ANYONE, kwargs=lambda w: {"token": result_token(w)},
+         check=same_bytes("image", "file")),
+    Case("api_result:forged", "v1/results/<str:token>", "api_result", NOWHERE,
+         kwargs=lambda w: {"token": result_token(w)[:-8] + "AAAA.png"}),
+    Case("api_file_content:forged", "api/v1/files/content/<str:token>", "api_file_content", NOWHERE,
+         kwargs=lambda w: {"token": result_token(w)}),  # a result's signature is not a file's
+    Case("api_openapi", "v1/openapi.json", "api_openapi", ANYONE),
     Case("providers", "providers/", "providers", expect(200, 200, 403, 200, LOGIN)),
     # Private media
     Case("image_original", "media/image/<id:image_id>/", "image_original", TEAM_OBJECT, kwargs=image,
@@ -590,6 +649,9 @@ def build_world():
     invite, invite_token = Invite.create(team, alice, email="guest@example.com")
     open_invite, open_invite_token = Invite.create(team, alice)  # for whoever holds the link
     memberships = {m.user_id: m for m in team.memberships.all()}
+    api_key = ApiKey.create(team, "Studio script", alice)[0]
+    delivery = CallbackDelivery.objects.create(task=done, team=team, api_key=api_key, url="https://example.com/hook",
+                                               webhook_id="msg_world", state=Delivery.DELIVERED, attempts=1)
     users = {"owner": alice, "admin": dana, "member": bob, "outsider": charlie, "anonymous": None}
     sessions = {}
     for role, user in users.items():  # signed in once; each case's client carries the cookie
@@ -605,7 +667,7 @@ def build_world():
         teams={"owner": team, "admin": team, "member": team, "outsider": rivals, "anonymous": None},
         done=done, image=done.images.get(), reference=done.references.get(),
         bobs_failed=bobs_failed, alices_failed=alices_failed, running=running, bobs_running=bobs_running,
-        invite=invite, invite_token=invite_token,
+        invite=invite, invite_token=invite_token, api_key=api_key, delivery=delivery,
         open_invite=open_invite, open_invite_token=open_invite_token,
         m_alice=memberships[alice.pk], m_dana=memberships[dana.pk], m_bob=memberships[bob.pk],
         alice_uid=urlsafe_base64_encode(force_bytes(alice.pk)),
@@ -667,6 +729,8 @@ def snapshot():
         "tasks": rows(GenerationTask, "pk", "status"),
         "images": rows(GalleryImage, "pk", "favourite"),
         "references": rows(ReferenceImage, "pk", "task"),
+        "api_keys": rows(ApiKey, "pk", "team", "name", "revoked_at", "signing_nonce"),
+        "callbacks": rows(CallbackDelivery, "pk", "state", "attempts"),
     }
 
 
