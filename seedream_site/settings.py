@@ -446,6 +446,8 @@ WORKER_HEARTBEAT_SECONDS = env_number("WORKER_HEARTBEAT_SECONDS", 10.0, kind=flo
 # How often a worker reads provider balances, and prunes rows that grow with use.
 BALANCE_SECONDS = env_number("BALANCE_SECONDS", 300.0, kind=float, minimum=1)
 PRUNE_SECONDS = env_number("PRUNE_SECONDS", 3600.0, kind=float, minimum=1)
+# /healthz?workers=1 fails when the oldest waiting job has waited longer than this.
+HEALTHZ_MAX_WAIT_SECONDS = env_number("HEALTHZ_MAX_WAIT_SECONDS", 300.0, kind=float, minimum=1)
 MAX_RESULT_BYTES = env_number("MAX_RESULT_BYTES", 64 * 1024 * 1024, minimum=1)
 # URLs the studio did not choose (result links and their redirects, later reference and callback
 # URLs) are fetched over https from public addresses only. For local development against the
