@@ -81,8 +81,7 @@ def _queue(now):
 def _database_queue(now):
     """Jobs ready to run now, and since when the oldest has been waiting (its run_after, or its
     enqueue time when it had none). Both read the queue's own partial index of ready jobs."""
-    from django_tasks_db.models import DBTaskResult
-    from django_tasks_db.models import get_date_max
+    from django_tasks_db.models import DBTaskResult, get_date_max
 
     ready = DBTaskResult.objects.ready()
     depth = ready.count()
