@@ -34,6 +34,7 @@ from pathlib import Path
 
 from bench import common
 
+
 def pg_restart_command():
     """The local cluster's restart, as CI starts it (`pg_ctlcluster … 15 main restart` here)."""
     versions = sorted(os.listdir("/etc/postgresql"), key=lambda v: [int(p) for p in v.split(".") if p.isdigit()])
