@@ -79,6 +79,7 @@ def chaos_upstream():
             self.local = threading.local()
             self.slow_seconds = 6.0  # longer than a call's deadline in the drill: a timeout
             self.record = False  # memory stays flat; what the drill needs is counted below
+            self.httpd.handle_error = lambda request, address: None  # dropped connections are the point
 
         def take_fault(self, route):
             fault = super().take_fault(route)
