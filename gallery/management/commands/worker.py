@@ -35,7 +35,8 @@ class Command(BaseCommand):
         thread = threading.Thread(target=housekeeping, args=(worker_id,), daemon=True, name="sweeper")
         thread.start()
         backend = settings.TASKS["default"]["BACKEND"]
-        self.stdout.write(f"Worker {worker_id} started (pid {os.getpid()}, queue {backend.split('.')[0]}).")
+        # A log line, not print: with LOG_FORMAT=json every line a worker writes is JSON.
+        log.info("Worker %s started (pid %s, queue %s)", worker_id, os.getpid(), backend.split(".")[0])
         if backend.startswith("django_tasks_rq"):
             run_rq_worker(worker_id)
             return
