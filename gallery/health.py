@@ -98,6 +98,7 @@ def _redis_queue(now):
     of them means no worker runs the scheduler), and the oldest wait among both."""
     import django_rq
     from django_tasks_rq import Job
+    from rq.exceptions import NoSuchJobError
     from rq.registry import ScheduledJobRegistry
 
     queue = django_rq.get_queue("default", job_class=Job)
@@ -106,8 +107,11 @@ def _redis_queue(now):
     due_count = queue.connection.zcount(registry.key, 0, now.timestamp())
     waiting = [datetime.fromtimestamp(score, tz=UTC) for _, score in due]
     if first := queue.get_job_ids(0, 1):
-        job = Job.fetch(first[0], connection=queue.connection)
-        if job.enqueued_at:
+        try:
+            job = Job.fetch(first[0], connection=queue.connection)
+        except NoSuchJobError:  # taken and finished between the two reads
+            job = None
+        if job and job.enqueued_at:
             enqueued = job.enqueued_at
             waiting.append(enqueued if enqueued.tzinfo else enqueued.replace(tzinfo=UTC))
     return queue.count + due_count, min(waiting) if waiting else None
