@@ -139,7 +139,8 @@ def drill(team, user, plan, workdir, env):
             task_ids = submit(team, user, plan.tasks, rng)
         logs = [open(workdir / f"drill-worker-{i}.log", "ab") for i in range(plan.workers)]  # noqa: SIM115
         workers = [start_worker(env, log) for log in logs]
-        figures = Counter()
+        figures = Counter({"postgres_restarts": 0, "workers_exited_by_themselves": 0})
+        figures["storage_fault_seconds"] = plan.storage_fault_seconds
         started = time.monotonic()
         try:
             fake.chaos = True
@@ -390,8 +391,12 @@ def child(spec):
 
 
 def report(result):
-    rows = [[key.replace("_", " "), str(value)] for key, value in result.items() if key not in ("plan",)]
+    rows = [[key.replace("_", " "), str(value)] for key, value in result.items()
+            if key != "plan" and not isinstance(value, dict)]
     common.table(["figure", "value"], rows)
+    for key, value in result.items():
+        if key != "plan" and isinstance(value, dict):
+            print(f"  {key.replace('_', ' ')}: " + ", ".join(f"{k} {v}" for k, v in sorted(value.items())))
     print()
     for promise, held in check(result):
         print(f"  {'ok  ' if held else 'FAIL'} {promise}", flush=True)
