@@ -192,13 +192,19 @@ def fresh_postgres(name):
                                 connect_timeout=3)
     except Exception as e:  # refused, no such role, timeout …
         raise PostgresUnavailable(f"{admin_url}: {str(e).strip().splitlines()[0]}") from e
+    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
     with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(drop)
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
             yield _with_db(server, name)
         finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            try:
+                admin.execute(drop)
+            except psycopg.OperationalError:  # the server restarted meanwhile (bench/drills.py does)
+                with psycopg.connect(admin_url.replace("postgres://", "postgresql://", 1), autocommit=True,
+                                     connect_timeout=10) as again:
+                    again.execute(drop)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ class OnboardingMiddleware:
         if (
             not request.user.is_authenticated
             and request.path != welcome
-            and not request.path.startswith(("/static/", "/v1/", "/api/v1/"))
+            and not request.path.startswith(("/static/", "/v1/", "/api/v1/", "/healthz/"))
             and not get_user_model().objects.exists()
         ):
             return redirect(welcome)

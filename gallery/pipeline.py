@@ -258,10 +258,16 @@ def reference_name(team, created_at, image_format):
 
 
 def enqueue(task_id, run_after=None):
+    """Nudges a worker to advance the task. Never raises: the task row is the record, and a nudge
+    that could not be queued (Redis down, a broken connection after commit) is made again by the
+    sweeper once the task's check is overdue."""
     from gallery.tasks import advance
 
     job = advance.using(run_after=run_after) if run_after else advance
-    job.enqueue(str(task_id))
+    try:
+        job.enqueue(str(task_id))
+    except Exception:
+        log.exception("Task %s: not queued; the sweeper will queue it again", task_id)
 
 
 # Advance --------------------------------------------------------------------------------------

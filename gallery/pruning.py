@@ -2,7 +2,7 @@
 and by `manage.py prune`; each rule is a plain delete, so any number of workers may run it."""
 
 import logging
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from axes.models import AccessAttempt, AccessLog
 from django.conf import settings
@@ -42,8 +42,30 @@ def prune():
 
 
 def prune_finished_jobs(before):
-    if "django_tasks_db" not in settings.TASKS["default"]["BACKEND"]:
+    backend = settings.TASKS["default"]["BACKEND"]
+    if "django_tasks_rq" in backend:
+        return prune_failed_rq_jobs(before)
+    if "django_tasks_db" not in backend:
         return 0
     from django_tasks_db.models import DBTaskResult
 
     return DBTaskResult.objects.finished().filter(finished_at__lt=before).delete()[0]
+
+
+def prune_failed_rq_jobs(before, batch=1000):
+    """RQ forgets finished jobs by itself (their results expire), but keeps failed ones a year:
+    with us, those are the jobs of killed workers ("abandoned"), whose tasks the sweeper already
+    put back. Kept a day, as database-queue jobs are."""
+    import django_rq
+    from rq.registry import FailedJobRegistry
+
+    queue = django_rq.get_queue("default")
+    registry = FailedJobRegistry(queue=queue)
+    count = 0
+    for job_id in registry.get_job_ids(0, batch - 1):
+        job = queue.fetch_job(job_id)
+        ended = job and (job.ended_at or job.enqueued_at)
+        if job is None or (ended and ended.replace(tzinfo=ended.tzinfo or UTC) < before):
+            registry.remove(job_id, delete_job=True)
+            count += 1
+    return count

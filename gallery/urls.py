@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
 from gallery.ids import IdConverter
-from gallery.views import accounts, api, api_keys, callbacks, gallery, media, studio, teams, usage
+from gallery.views import accounts, api, api_keys, callbacks, gallery, health, media, studio, teams, usage
 from gallery.views.providers import providers
 
 register_converter(IdConverter, "id")
@@ -10,6 +10,7 @@ register_converter(IdConverter, "id")
 urlpatterns = [
     path("", studio.studio, name="studio"),
     path("history/", studio.history_fragment, name="history"),
+    path("healthz/", health.healthz, name="healthz"),
     path("upstream/evolink/<uuid:task_id>/<str:token>/", callbacks.evolink, name="evolink_callback"),
     path("tasks/<uuid:task_id>/", studio.task_detail, name="task_detail"),
     path("compare/<uuid:group_id>/", studio.compare, name="compare"),

@@ -339,12 +339,29 @@ if S3_BUCKET:
     _endpoint = urlparse(STORAGES["default"]["OPTIONS"]["endpoint_url"] or "https://*.amazonaws.com")
     CSP_IMAGE_SOURCES.append(f"{_endpoint.scheme}://{_endpoint.netloc}")
 
-# Background jobs through the tasks API; the database is the queue by default.
+# Background jobs through the tasks API; the database is the queue by default. A redis:// URL
+# puts the same jobs on Redis, run by RQ workers (django-tasks-rq; `manage.py worker` picks the
+# right loop). The task rows stay the source of truth either way: the lease and the sweeper do
+# not depend on the queue (docs/DEPLOY.md, "Which queue").
+TASKS_BACKEND = env_str("TASKS_BACKEND", "database")
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-if env_str("TASKS_BACKEND", "database") == "immediate":
+# How long one RQ job may run before RQ stops it: far above any step (each network call has its
+# own timeout and every step renews the task's lease), below the task deadline.
+RQ_JOB_TIMEOUT = env_number("RQ_JOB_TIMEOUT_SECONDS", 600, minimum=10)
+if TASKS_BACKEND == "immediate":
     TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-elif env_str("TASKS_BACKEND", "database") != "database":
-    raise ImproperlyConfigured("TASKS_BACKEND must be 'database' or 'immediate'.")
+elif TASKS_BACKEND.startswith(("redis://", "rediss://", "unix://")):
+    if not urlparse(TASKS_BACKEND).netloc and not TASKS_BACKEND.startswith("unix://"):
+        raise ImproperlyConfigured(f"TASKS_BACKEND must be a Redis URL like redis://127.0.0.1:6379/0, not {TASKS_BACKEND!r}.")
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    # RQ forgets finished jobs by itself (after 500 s); nothing reads them: the task row is the record.
+    RQ_QUEUES = {"default": {"URL": TASKS_BACKEND, "DEFAULT_TIMEOUT": RQ_JOB_TIMEOUT}}
+    RQ_SHOW_ADMIN_LINK = False
+elif TASKS_BACKEND != "database":
+    raise ImproperlyConfigured(
+        f"TASKS_BACKEND must be 'database', 'immediate' or a Redis URL (redis://host:6379/0), not {TASKS_BACKEND!r}."
+    )
 
 # E-mail: printed to the console unless an SMTP host is set.
 EMAIL_HOST = env_str("EMAIL_HOST")
@@ -431,6 +448,8 @@ WORKER_HEARTBEAT_SECONDS = env_number("WORKER_HEARTBEAT_SECONDS", 10.0, kind=flo
 # How often a worker reads provider balances, and prunes rows that grow with use.
 BALANCE_SECONDS = env_number("BALANCE_SECONDS", 300.0, kind=float, minimum=1)
 PRUNE_SECONDS = env_number("PRUNE_SECONDS", 3600.0, kind=float, minimum=1)
+# /healthz?workers=1 fails when the oldest waiting job has waited longer than this.
+HEALTHZ_MAX_WAIT_SECONDS = env_number("HEALTHZ_MAX_WAIT_SECONDS", 300.0, kind=float, minimum=1)
 MAX_RESULT_BYTES = env_number("MAX_RESULT_BYTES", 64 * 1024 * 1024, minimum=1)
 # URLs the studio did not choose (result links and their redirects, later reference and callback
 # URLs) are fetched over https from public addresses only. For local development against the

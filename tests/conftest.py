@@ -3,6 +3,7 @@ import os
 import pytest
 
 from gallery.models import Membership, Role, Team, User
+from tests import redis_server
 from tests.s3 import server as s3
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM must still work there.
@@ -50,6 +51,27 @@ def s3_bucket(s3_server):
 def s3_storage(settings, s3_bucket):
     """This test stores its files in a fresh bucket of the local S3 server."""
     return s3_bucket.use(settings)
+
+
+@pytest.fixture(scope="session")
+def redis_service(tmp_path_factory):
+    """A Redis of this test process's own (tests/redis_server.py); skips when there is none."""
+    server = redis_server.LocalRedis(tmp_path_factory.mktemp("redis"))
+    if reason := server.unavailable():
+        server.stop()
+        pytest.skip(reason)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def rq_queue(settings, redis_service):
+    """This test enqueues its jobs on Redis through the RQ backend (TASKS_BACKEND=redis://…), on
+    an empty Redis."""
+    redis_service.flush()
+    settings.RQ_QUEUES = {"default": {"URL": redis_service.url, "DEFAULT_TIMEOUT": 600}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    return redis_service
 
 
 def make_user(username, email=None, password=PASSWORD, **extra):

@@ -30,7 +30,7 @@ def charge_existing_tasks(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gallery', '0008_team_api'),
+        ('gallery', '0009_unfinished_tasks_index'),
     ]
 
     operations = [

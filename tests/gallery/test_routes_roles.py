@@ -376,6 +376,8 @@ GALLERY_ROUTES = [
          effect=submitted_reusing_studio_images),
     Case("history", "history/", "history", TEAM_PAGE, htmx=True),
     Case("history:plain", "history/", "history", expect(HOME, HOME, HOME, HOME, LOGIN)),
+    # For load balancers: no sign-in, the same answer for everyone, nothing about any team.
+    Case("healthz", "healthz/", "healthz", expect(200, 200, 200, 200, 200)),
     # Unsigned upstream callbacks: the per-task token is the only key, and they only wake a task.
     Case("evolink_callback", CALLBACK, "evolink_callback", expect(204, 204, 204, 204, 204), "POST",
          kwargs=lambda w: {"task_id": w.running.pk, "token": callback_token(w.running.pk)}, effect=unchanged),

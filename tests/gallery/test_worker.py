@@ -4,64 +4,15 @@ task ends final with exactly its images, and storage holds exactly the files the
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 
 from gallery.models import GalleryImage, GenerationTask, Status
 from tests.factories import make_reference, make_task
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def database_url():
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db["USER"] or "postgres"
-    auth = f"{user}:{db['PASSWORD']}@" if db["PASSWORD"] else f"{user}@"
-    return f"postgres://{auth}{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def worker_env(media_root):
-    return {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "MEDIA_ROOT": str(media_root),
-        "SANDBOX_QUEUE_SECONDS": "0",
-        "SANDBOX_RUN_SECONDS": "0.3",
-        "TASK_FIRST_CHECK_SECONDS": "0",
-        "TASK_CHECK_SECONDS": "0.2",
-        "TASK_LEASE_SECONDS": "2",
-        "SWEEP_SECONDS": "0.5",
-        "SWEEP_GRACE_SECONDS": "1",
-        "WORKER_HEARTBEAT_SECONDS": "0.3",
-        "PYTHONUNBUFFERED": "1",
-        # The fake upstreams serve results from 127.0.0.1 over http.
-        "ALLOW_HTTP_URLS": "true",
-        "ALLOW_LOOPBACK_URLS": "true",
-    }
-
-
-def start_worker(env, log):
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "worker", "--interval", "0.05"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-
-
-def wait_until(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.25)
-    return condition()
+from tests.workers import start_worker, wait_until, worker_env
 
 
 def files_in(root):
