@@ -11,20 +11,27 @@ import hashlib
 import logging
 import random
 import secrets
+import tempfile
+import threading
 import uuid
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from gallery import budgets, catalog, logs, options
 from gallery.forms.studio import sent_prompt
 from gallery.images.decode import (
+    ImageInfo,
     InvalidImage,
     TooLarge,
     check_with_thumbnail,
@@ -535,63 +542,202 @@ def get_provider_or_fail(task):
 
 
 def store_results(task):
-    """Downloads and stores each result not stored yet, then completes the task."""
+    """Downloads and stores each result not stored yet, several at once, then completes the task.
+
+    Up to STORE_PARALLEL results are downloaded, checked and saved at the same time, each on a
+    thread of its own; their decoding is bounded apart, by memory (DECODE_MEMORY_BYTES). This
+    thread, which holds the lease, is the only one that renews it and the only one that uses the
+    database: it opens each result (a provider may read the database there), writes each row as
+    its files are saved, and renews the lease whenever a result arrives and at least every third
+    of the lease meanwhile. As one at a time: a final problem with one image is recorded and the
+    others go on; a passing one (network, full disk) starts no further download, lets those
+    under way finish and leaves the rest to the next check. If the lease is lost, downloads stop
+    at their next chunk and nothing more is saved.
+    """
     provider = get_provider(task.provider)
     stored = set(task.images.values_list("index", flat=True))
-    errors = {}
-    for index, url in enumerate(task.result_urls):
-        if index in stored:
-            continue
-        task.extend_lease()
+    waiting = [(index, url) for index, url in enumerate(task.result_urls) if index not in stored]
+    errors, retry_message, running = {}, None, {}
+    stop = threading.Event()
+    with ThreadPoolExecutor(settings.STORE_PARALLEL, thread_name_prefix=f"store-{task.pk}") as pool:
         try:
-            store_one(task, provider, index, url)
-        except RetryLater as e:
-            task.update_fields(next_check_at=backoff(task, attempt=2), error_message=str(e))
-            return
-        except (ProviderError, InvalidImage, TooLarge) as e:
-            errors[index] = _plain(e)
-            log.warning("Task %s: result %s not stored: %s", task.pk, index, e)
+            while running or (waiting and retry_message is None):
+                task.extend_lease()
+                while waiting and retry_message is None and len(running) < settings.STORE_PARALLEL:
+                    index, url = waiting.pop(0)
+                    running[_start(pool, task, provider, index, url, stop)] = index
+                done, _ = futures.wait(running, timeout=settings.TASK_LEASE_SECONDS / 3,
+                                       return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    index = running.pop(future)
+                    try:
+                        record_result(task, future.result())
+                    except RetryLater as e:
+                        retry_message = retry_message or str(e)
+                    except (ProviderError, InvalidImage, TooLarge) as e:
+                        errors[index] = _plain(e)
+                        log.warning("Task %s: result %s not stored: %s", task.pk, index, e)
+        finally:
+            stop.set()  # a lost lease or a bug: the threads still running stop at their next chunk
+    if retry_message:
+        task.update_fields(next_check_at=backoff(task, attempt=2), error_message=retry_message)
+        return
     complete(task, errors)
 
 
+def _start(pool, task, provider, index, url, stop):
+    try:
+        opened = provider.open_result(url)
+    except ProviderError as e:  # reported like a failed download, through the same future
+        failed = futures.Future()
+        failed.set_exception(_retry_later_if_passing(e))
+        return failed
+    return pool.submit(_in_thread, fetch_result, task, index, opened, stop)
+
+
+def _in_thread(function, *args):
+    try:
+        return function(*args)
+    finally:
+        # Nothing here should have used the database; if something did, its connection (one per
+        # thread) must not outlive the thread.
+        connections.close_all()
+
+
 def store_one(task, provider, index, url):
+    """Stores one result on this thread (what store_results does for each, one at a time)."""
     if task.images.filter(index=index).exists():
         return
     try:
-        with provider.open_result(url) as chunks:
-            tmp, size, digest = read_capped(chunks, settings.MAX_RESULT_BYTES)
+        opened = provider.open_result(url)
     except ProviderError as e:
-        if e.retryable:
-            raise RetryLater(e.message) from e
-        raise
-    with tmp:
-        info, thumbnail = check_with_thumbnail(tmp, size, digest)
+        raise _retry_later_if_passing(e) from e
+    record_result(task, fetch_result(task, index, opened))
+
+
+class Stopped(Exception):
+    """The store was abandoned (its lease was lost) while this result was under way."""
+
+
+@dataclass(frozen=True)
+class FetchedResult:
+    index: int
+    name: str
+    thumbnail: str
+    info: ImageInfo
+
+
+def fetch_result(task, index, opened, stop=None):
+    """Downloads one result (`opened`: what provider.open_result returned), checks it, makes its
+    thumbnail and saves both under the task's deterministic names. No database access: this runs
+    on the store's threads. Raises RetryLater for passing problems, as store_results expects."""
+    download = _Download()
+    try:
+        if stop is not None and stop.is_set():
+            raise Stopped()
+        try:
+            with opened as chunks:
+                tmp, size, digest = read_capped(_unless(stop, chunks), settings.MAX_RESULT_BYTES, into=download.file)
+        except ProviderError as e:
+            raise _retry_later_if_passing(e) from e
+        info, thumbnail = check_with_thumbnail(tmp, size, digest, reserve=DECODE_BUDGET.reserve)
+        if stop is not None and stop.is_set():
+            raise Stopped()
         tmp.seek(0)
         name = task.images_expected_name(index, options.extension(info.format))
         thumb_name = task.images_expected_name(index, ".thumb.webp")
         try:
-            save_exactly(name, File(tmp))
+            save_exactly(name, download)  # moved into place on local disk, not copied
             save_exactly(thumb_name, ContentFile(thumbnail))
         except OSError as e:
             raise RetryLater(f"Could not save the images ({e.strerror or e}). Retrying…") from e
+    finally:
+        download.close()
+    return FetchedResult(index, name, thumb_name, info)
+
+
+def record_result(task, fetched):
+    """The row of a result whose files are saved; on the thread that holds the task's lease."""
+    info = fetched.info
     try:
         with transaction.atomic():
             GalleryImage.objects.create(
                 team_id=task.team_id,
                 task=task,
-                index=index,
-                file=name,
-                thumbnail=thumb_name,
+                index=fetched.index,
+                file=fetched.name,
+                thumbnail=fetched.thumbnail,
                 width=info.width,
                 height=info.height,
                 format=info.format,
-                bytes=size,
-                sha256=digest,
+                bytes=info.bytes,
+                sha256=info.sha256,
             )
     except IntegrityError:
         # Another worker stored this very image meanwhile, under the same names: one row stays.
         pass
     task.update_fields()  # the history shows images as they arrive
+
+
+def _retry_later_if_passing(error):
+    if isinstance(error, ProviderError) and error.retryable:
+        return RetryLater(error.message)
+    return error
+
+
+def _unless(stop, chunks):
+    for chunk in chunks:
+        if stop is not None and stop.is_set():
+            raise Stopped()
+        yield chunk
+
+
+class _Download(File):
+    """A result as it downloads: a named temporary file, which local storage moves into place."""
+
+    def __init__(self):
+        file = tempfile.NamedTemporaryFile(suffix=".download", dir=settings.FILE_UPLOAD_TEMP_DIR)  # noqa: SIM115
+        super().__init__(file)
+
+    def temporary_file_path(self):
+        return self.file.name
+
+    def close(self):
+        try:
+            self.file.close()
+        except FileNotFoundError:
+            pass  # moved into storage: nothing left to delete
+
+
+# Decoding a 4K PNG holds up to 64 MB of pixels (4096 × 4096 is the most any model makes, 21:9
+# included; a 4K JPEG, decoded at 1/4 scale for its thumbnail, holds 4 MB). Two at once stay within
+# the 150 MB the store may add to a worker; three would not. The threads of one process share
+# this budget, whatever task they store.
+DECODE_MEMORY_BYTES = 128 * 1024 * 1024
+
+
+class MemoryBudget:
+    """Bytes that decodes may hold at once: reserve(n) waits until n more fit. A decode larger
+    than the whole budget runs alone, so nothing waits forever."""
+
+    def __init__(self, capacity):
+        self.capacity, self.used = capacity, 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def reserve(self, n):
+        with self._changed:
+            self._changed.wait_for(lambda: self.used == 0 or self.used + n <= self.capacity)
+            self.used += n
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= n
+                self._changed.notify_all()
+
+
+DECODE_BUDGET = MemoryBudget(DECODE_MEMORY_BYTES)
 
 
 def save_exactly(name, content):

@@ -451,6 +451,9 @@ PRUNE_SECONDS = env_number("PRUNE_SECONDS", 3600.0, kind=float, minimum=1)
 # /healthz?workers=1 fails when the oldest waiting job has waited longer than this.
 HEALTHZ_MAX_WAIT_SECONDS = env_number("HEALTHZ_MAX_WAIT_SECONDS", 300.0, kind=float, minimum=1)
 MAX_RESULT_BYTES = env_number("MAX_RESULT_BYTES", 64 * 1024 * 1024, minimum=1)
+# How many results of a task are downloaded, checked and saved at once (threads of the worker);
+# their decoding is bounded apart, by memory (gallery.pipeline.DECODE_MEMORY_BYTES).
+STORE_PARALLEL = env_number("STORE_PARALLEL", 4, minimum=1, maximum=32)
 # URLs the studio did not choose (result links and their redirects, later reference and callback
 # URLs) are fetched over https from public addresses only. For local development against the
 # fake upstreams of tests/fakes, both may be relaxed; never in production.

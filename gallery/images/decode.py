@@ -8,7 +8,7 @@ import struct
 import tempfile
 import warnings
 from collections.abc import Iterable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps
@@ -252,13 +252,16 @@ def make_thumbnail(data_or_file, max_side: int = 512) -> bytes:
     return _webp(small)
 
 
-def check_with_thumbnail(fp, size: int, sha256: str, max_side: int = 512) -> tuple[ImageInfo, bytes]:
+def check_with_thumbnail(fp, size: int, sha256: str, max_side: int = 512, reserve=None) -> tuple[ImageInfo, bytes]:
     """(facts, WebP thumbnail) of a downloaded image file, decoding it once.
 
     The header gives format and size (and the pixel limit), a PNG's chunk checksums are verified
     without inflating, and the decode that makes the thumbnail is the proof that the pixel data
     decodes: a truncated or corrupt file raises InvalidImage, as `inspect_image` would. Decoding
     a 4K result twice was half the time of storing it (bench/store.py).
+
+    `reserve(n)`, if given, is a context manager held around the decode for the `n` bytes of
+    pixels it will hold (decoded_bytes): how several decodes at once are kept within memory.
     """
     with decoding():
         fp.seek(0)
@@ -269,12 +272,29 @@ def check_with_thumbnail(fp, size: int, sha256: str, max_side: int = 512) -> tup
         fp.seek(0)
         with open_lazily(fp) as im:
             width, height = im.size
-            small = shrink(im, max_side)
+            with reserve(decoded_bytes(im, max_side)) if reserve else nullcontext():
+                small = shrink(im, max_side)
     info = ImageInfo(
         format="JPEG" if image_format in JPEG_FORMATS else image_format,
         width=width, height=height, bytes=size, sha256=sha256,
     )
     return info, _webp(small)
+
+
+def decoded_bytes(im, max_side: int = 512) -> int:
+    """The bytes of pixels `shrink(im, max_side)` holds at once for a lazily opened image: the
+    image as decoded (a JPEG at the reduced scale libjpeg decodes it to for thumbnail()), at the
+    4 bytes a pixel Pillow keeps for RGB and RGBA, plus the converted copy of a palette image.
+    A 4096 × 4096 PNG (the most pixels any model makes, 21:9 4K included) holds 64 MB, a
+    4096 × 4096 JPEG 4 MB."""
+    width, height = im.size
+    if im.format in JPEG_FORMATS and len(im.tile) == 1:
+        # thumbnail(reducing_gap=2.0) asks draft() for twice the box; draft picks 1/8 … 1/1.
+        wanted = 2 * max_side
+        fits = min(width // wanted, height // wanted)
+        scale = next((s for s in (8, 4, 2) if fits >= s), 1)
+        width, height = -(-width // scale), -(-height // scale)
+    return width * height * (5 if im.mode in ("1", "P", "PA") else 4)
 
 
 def _webp(im):
@@ -316,10 +336,11 @@ def shrink(im, max_side):
     return im
 
 
-def read_capped(chunks: Iterable[bytes], max_bytes: int) -> tuple[tempfile.SpooledTemporaryFile, int, str]:
+def read_capped(chunks: Iterable[bytes], max_bytes: int, into=None) -> tuple[tempfile.SpooledTemporaryFile, int, str]:
     """(file rewound to 0, size, SHA-256 hex) of a stream of byte chunks; raises TooLarge as soon
-    as the stream passes max_bytes. Small files stay in memory, larger ones spill to disk."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)
+    as the stream passes max_bytes. The bytes go `into` a given binary file (closed on failure),
+    else into a temporary file where small files stay in memory and larger ones spill to disk."""
+    spool = into if into is not None else tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)
     digest = hashlib.sha256()
     size = 0
     try:

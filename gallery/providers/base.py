@@ -100,4 +100,8 @@ class Provider(Protocol):
     def get(self, upstream_id: str) -> UpstreamTask: ...
 
     def open_result(self, url: str) -> AbstractContextManager[Iterator[bytes]]:
-        """The bytes of one result image, as a stream of chunks."""
+        """The bytes of one result image, as a stream of chunks.
+
+        Called on the pipeline's thread, which may use the database; the context manager it
+        returns is entered on one of the store's download threads, which must not (the store
+        downloads several results at once, and writes rows from its own thread only)."""

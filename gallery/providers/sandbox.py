@@ -112,20 +112,25 @@ class SandboxProvider:
         results = [f"sandbox://{run.id}/{k}" for k in range(params["count"])]
         return UpstreamTask(id=run.id, status="completed", progress=100, results=results)
 
-    @contextmanager
     def open_result(self, url):
+        # The run is read here, on the caller's thread; the drawing happens when the stream is
+        # opened, on whichever thread reads it (the Provider protocol's open_result).
         run_id, _, index = url.removeprefix("sandbox://").partition("/")
         run = SandboxRun.objects.filter(pk=run_id).first()
         if run is None or not index.isdigit() or int(index) >= run.params["count"]:
             raise ProviderError("The sandbox has no such image.", code="result_not_found")
-        params = run.params
-        references = []
-        for name in params["references"]:
-            if default_storage.exists(name):
-                with default_storage.open(name, "rb") as f:
-                    references.append(f.read())
-        data = render_sandbox_image(
-            params["prompt"], params["width"], params["height"], references, int(index), params["count"],
-            model=params.get("model", ""), transparent=params.get("transparent", False),
-        )
-        yield (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
+        return _drawn(run.params, int(index))
+
+
+@contextmanager
+def _drawn(params, index):
+    references = []
+    for name in params["references"]:
+        if default_storage.exists(name):
+            with default_storage.open(name, "rb") as f:
+                references.append(f.read())
+    data = render_sandbox_image(
+        params["prompt"], params["width"], params["height"], references, index, params["count"],
+        model=params.get("model", ""), transparent=params.get("transparent", False),
+    )
+    yield (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))

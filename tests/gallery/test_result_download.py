@@ -2,13 +2,16 @@
 
 import hashlib
 import io
+import threading
 import time
 
 import pytest
+from django.db import connection
 from PIL import Image
 
-from gallery import pipeline
-from gallery.models import GenerationTask, Status
+from gallery import catalog, pipeline
+from gallery.images.decode import decoded_bytes
+from gallery.models import GenerationTask, LeaseLost, Status
 from gallery.providers import http
 from tests.factories import make_task
 from tests.fakes.server import FakeServer, send_bytes
@@ -171,3 +174,196 @@ def test_a_slow_answer_times_out_and_is_retried_later(server, storing_task, monk
     task.refresh_from_db()
     assert task.status == Status.STORING
     assert "took longer than the 0.3 seconds allowed" in task.error_message
+
+
+# Several at once ------------------------------------------------------------------------------
+
+
+class Gate:
+    """A route for every result that counts the downloads under way, and holds each one until
+    `width` are under way (or every download has started), so the most seen at once is exactly
+    how many the store runs together, whatever the timing."""
+
+    def __init__(self, data, width, total):
+        self.data, self.width, self.total = data, width, total
+        self.changed = threading.Condition()
+        self.under_way = self.started = self.most = 0
+        self.waited_in_vain = False
+
+    def __call__(self, handler):
+        with self.changed:
+            self.under_way += 1
+            self.started += 1
+            self.most = max(self.most, self.under_way)
+            self.changed.notify_all()
+            if not self.changed.wait_for(lambda: self.under_way >= self.width or self.started == self.total, 5):
+                self.waited_in_vain = True
+        try:
+            send_bytes(self.data)(handler)
+        finally:
+            with self.changed:
+                self.under_way -= 1
+
+
+def test_fifteen_results_download_store_parallel_at_a_time(server, storing_task, settings, monkeypatch):
+    settings.STORE_PARALLEL = 3
+    gate = Gate(png(), width=3, total=15)
+    paths = [f"/{i}.png" for i in range(15)]
+    for path in paths:
+        server.routes[path] = gate
+    task = storing_task(*paths, server=server)
+    threads_with_a_connection = []
+    fetch = pipeline.fetch_result
+
+    def fetch_and_check(*args):
+        try:
+            return fetch(*args)
+        finally:
+            if connection.connection is not None:  # this thread's own connection, if it opened one
+                threads_with_a_connection.append(threading.current_thread().name)
+
+    monkeypatch.setattr(pipeline, "fetch_result", fetch_and_check)
+
+    pipeline.store_results(task)
+
+    assert gate.most == 3 and not gate.waited_in_vain
+    assert threads_with_a_connection == []
+    task.refresh_from_db()
+    assert task.status == Status.COMPLETED and task.error_message == ""
+    assert sorted(task.images.values_list("index", flat=True)) == list(range(15))
+
+
+def test_rows_are_written_and_links_opened_only_on_the_thread_holding_the_lease(server, storing_task, monkeypatch):
+    seen = []
+    record, provider = pipeline.record_result, HttpResults()
+
+    def opened(url):
+        seen.append(("open", threading.current_thread()))
+        return http.open_url(url)
+
+    def recorded(task, fetched):
+        seen.append(("record", threading.current_thread()))
+        return record(task, fetched)
+
+    provider.open_result = opened
+    monkeypatch.setattr(pipeline, "get_provider", lambda name: provider)
+    monkeypatch.setattr(pipeline, "record_result", recorded)
+    for i in range(4):
+        server.routes[f"/{i}.png"] = send_bytes(png())
+    task = storing_task(*[f"/{i}.png" for i in range(4)], server=server)
+
+    pipeline.store_results(task)
+
+    assert len(seen) == 8
+    assert {thread for _, thread in seen} == {threading.main_thread()}
+
+
+def test_one_failing_link_among_fifteen_leaves_fourteen_images(server, storing_task):
+    paths = [f"/{i}.png" for i in range(15)]
+    for path in paths:
+        if path != "/7.png":  # expired: 404
+            server.routes[path] = send_bytes(png())
+    task = storing_task(*paths, server=server)
+
+    pipeline.store_results(task)
+
+    task.refresh_from_db()
+    assert task.status == Status.COMPLETED
+    assert sorted(task.images.values_list("index", flat=True)) == [i for i in range(15) if i != 7]
+    assert task.error_message == "1 of 15 images could not be downloaded from the provider."
+
+
+def test_a_passing_failure_starts_no_further_download_and_keeps_what_arrived(server, storing_task, settings):
+    settings.STORE_PARALLEL = 1
+    server.routes["/0.png"] = send_bytes(png())
+    server.routes["/1.png"] = send_bytes(b"busy", content_type="text/plain", status=503)
+    server.routes["/2.png"] = send_bytes(png())
+    task = storing_task("/0.png", "/1.png", "/2.png", server=server)
+
+    pipeline.store_results(task)
+
+    task.refresh_from_db()
+    assert task.status == Status.STORING and "HTTP 503" in task.error_message
+    assert list(task.images.values_list("index", flat=True)) == [0]
+    assert [r.path for r in server.received] == ["/0.png", "/1.png"]
+
+
+def test_a_lease_lost_mid_store_stops_the_downloads_and_writes_no_more_rows(server, storing_task, settings, monkeypatch):
+    settings.STORE_PARALLEL = 2
+    chunks_sent = []
+
+    def endless(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/png")
+        handler.send_header("Connection", "close")  # no length: the body runs until the server stops
+        handler.end_headers()
+        for _ in range(16 * 1024):  # 1 GB in 64 KB chunks, far past MAX_RESULT_BYTES, at most 64 MB/s
+            handler.wfile.write(b"\0" * 64 * 1024)
+            chunks_sent.append(1)
+            time.sleep(0.001)
+
+    server.routes["/0.png"] = send_bytes(png())
+    server.routes["/1.png"] = endless
+    for i in range(2, 6):
+        server.routes[f"/{i}.png"] = send_bytes(png())
+    task = storing_task(*[f"/{i}.png" for i in range(6)], server=server)
+    record = pipeline.record_result
+
+    def record_then_lose_the_lease(task, fetched):
+        record(task, fetched)
+        GenerationTask.objects.filter(pk=task.pk).update(lease_token="another-worker")
+
+    monkeypatch.setattr(pipeline, "record_result", record_then_lose_the_lease)
+
+    with pytest.raises(LeaseLost):
+        pipeline.store_results(task)
+
+    assert list(task.images.values_list("index", flat=True)) == [0]
+    assert {r.path for r in server.received} <= {"/0.png", "/1.png"}  # nothing started after
+    assert len(chunks_sent) < 1024  # the endless download stopped long before 64 MB
+
+
+def test_a_decode_waits_until_its_memory_fits_and_a_huge_one_runs_alone():
+    budget = pipeline.MemoryBudget(100)
+    order = []
+
+    def decode(name, n):
+        with budget.reserve(n):
+            order.append(name)
+
+    with budget.reserve(60):
+        small = threading.Thread(target=decode, args=("small", 40))
+        small.start()
+        small.join(5)
+        assert order == ["small"]  # 60 + 40 fit
+        waiting = threading.Thread(target=decode, args=("big", 60))
+        waiting.start()
+        waiting.join(0.2)
+        assert waiting.is_alive()  # 60 + 60 do not: it waits
+    waiting.join(5)
+    huge = threading.Thread(target=decode, args=("huge", 500))  # more than the whole budget: alone
+    huge.start()
+    huge.join(5)
+    assert order == ["small", "big", "huge"] and budget.used == 0
+
+
+@pytest.mark.parametrize(
+    "width, height, image_format, expected",
+    [
+        (4096, 4096, "PNG", 4096 * 4096 * 4),  # 64 MB
+        (6240, 2656, "PNG", 6240 * 2656 * 4),  # 21:9 4K: a few pixels fewer
+        (4096, 4096, "JPEG", 1024 * 1024 * 4),  # decoded at 1/4 scale for its thumbnail
+        (6240, 2656, "JPEG", 3120 * 1328 * 4),
+        (300, 200, "JPEG", 300 * 200 * 4),
+    ],
+)
+def test_decoded_bytes_are_what_the_thumbnail_decode_holds(width, height, image_format, expected):
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "teal").save(out, image_format)
+    with Image.open(io.BytesIO(out.getvalue())) as im:
+        assert decoded_bytes(im) == expected
+
+
+def test_two_of_the_largest_results_decode_at_once_and_not_three():
+    largest = max(model.max_pixels for model in catalog.MODELS.values()) * 4  # 4096 × 4096, any ratio
+    assert 2 * largest <= pipeline.DECODE_MEMORY_BYTES < 3 * largest
