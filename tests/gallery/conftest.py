@@ -1,7 +1,9 @@
-"""Fixtures shared by the studio form's and the Team API's tests."""
+"""Fixtures shared by the studio form's and the Team API's tests, and the fake upstreams."""
 
 import pytest
 
+from tests.fakes.byteplus import FakeBytePlus
+from tests.fakes.evolink import FakeEvoLink
 from tests.gallery import api_kit
 
 DEFAULTS = {
@@ -47,3 +49,17 @@ def api(key):
 @pytest.fixture
 def rival_api(other_team, charlie):
     return api_kit.ApiClient(api_kit.make_key(other_team, charlie, "Rival script")[1])
+
+
+@pytest.fixture
+def evolink(settings):
+    with FakeEvoLink() as fake:
+        fake.use_in(settings)
+        yield fake
+
+
+@pytest.fixture
+def byteplus(settings):
+    with FakeBytePlus() as fake:
+        fake.use_in(settings)
+        yield fake

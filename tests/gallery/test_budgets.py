@@ -15,28 +15,12 @@ from gallery import budgets, catalog, pipeline
 from gallery.budgets import BudgetExceeded, Month, month_status
 from gallery.models import Charge, GenerationTask, ReferenceImage, Role, Status
 from tests.factories import make_reference, make_task, run_until_final
-from tests.fakes.byteplus import FakeBytePlus
-from tests.fakes.evolink import FakeEvoLink
 from tests.gallery.test_races import race
 
 
 @pytest.fixture
 def priced_sandbox(settings):
     settings.PRICE_OVERRIDES = {"sandbox": Decimal("0.03")}
-
-
-@pytest.fixture
-def evolink(settings):
-    with FakeEvoLink() as fake:
-        fake.use_in(settings)
-        yield fake
-
-
-@pytest.fixture
-def byteplus(settings):
-    with FakeBytePlus() as fake:
-        fake.use_in(settings)
-        yield fake
 
 
 def set_budget(team, budget=None, member_cap=None, zone=None):

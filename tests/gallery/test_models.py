@@ -16,26 +16,10 @@ from gallery.images.decode import inspect_image
 from gallery.models import GenerationTask, Status
 from gallery.providers import router
 from tests.factories import make_task, run_until_final
-from tests.fakes.byteplus import FakeBytePlus
-from tests.fakes.evolink import FakeEvoLink
 from tests.gallery.test_submit_form import accepted_task, assert_rejected, png, upload
 
 SD40, SD45, LITE, PRO = catalog.SD40, catalog.SD45, catalog.SD50_LITE, catalog.SD50_PRO
 NAMES = {SD40: "Seedream 4.0", SD45: "Seedream 4.5", LITE: "Seedream 5.0 Lite", PRO: "Seedream 5.0 Pro"}
-
-
-@pytest.fixture
-def evolink(settings):
-    with FakeEvoLink() as fake:
-        fake.use_in(settings)
-        yield fake
-
-
-@pytest.fixture
-def byteplus(settings):
-    with FakeBytePlus() as fake:
-        fake.use_in(settings)
-        yield fake
 
 
 def transparent_png(size=(64, 64)):

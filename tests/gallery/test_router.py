@@ -14,22 +14,6 @@ from gallery import pipeline
 from gallery.models import GenerationTask, ProviderCall, Status
 from gallery.providers import router
 from tests.factories import make_reference, make_task, run_until_final
-from tests.fakes.byteplus import FakeBytePlus
-from tests.fakes.evolink import FakeEvoLink
-
-
-@pytest.fixture
-def evolink(settings):
-    with FakeEvoLink() as fake:
-        fake.use_in(settings)
-        yield fake
-
-
-@pytest.fixture
-def byteplus(settings):
-    with FakeBytePlus() as fake:
-        fake.use_in(settings)
-        yield fake
 
 
 def breaker(name):
