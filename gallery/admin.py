@@ -72,3 +72,18 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 @admin.register(models.SandboxRun)
 class SandboxRunAdmin(admin.ModelAdmin):
     list_display = ["id", "client_ref", "created_at"]
+
+
+@admin.register(models.Charge)
+class ChargeAdmin(admin.ModelAdmin):
+    """The cost ledger, read only: a change of prices (or an operator) never rewrites history."""
+
+    list_display = ["id", "team", "user", "created_at", "model", "provider", "n", "images", "reserved_cost", "final_cost"]
+    list_filter = ["provider", "model", "failed"]
+    raw_id_fields = ["team", "user", "task"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

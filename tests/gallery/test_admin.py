@@ -1,10 +1,10 @@
 import pytest
 from django.contrib import admin
 
-from gallery.models import GalleryImage, GenerationTask, Invite, Membership, ReferenceImage, Team, User
+from gallery.models import Charge, GalleryImage, GenerationTask, Invite, Membership, ReferenceImage, Team, User
 from tests.factories import make_reference, make_task, run_until_final
 
-MODELS = [User, Team, Membership, Invite, GenerationTask, ReferenceImage, GalleryImage]
+MODELS = [User, Team, Membership, Invite, GenerationTask, ReferenceImage, GalleryImage, Charge]
 
 
 def test_every_model_is_in_the_admin():
