@@ -101,7 +101,7 @@ class GenerationTask(models.Model):
     sent_prompt = models.TextField(help_text="The prompt as sent upstream.")
     ask_for_n = models.BooleanField(default=True)
     size = models.CharField(max_length=10, default="auto", help_text="Aspect ratio or auto.")
-    quality = models.CharField(max_length=2, default="2K")
+    quality = models.CharField(max_length=4, default="2K")  # "1.5K" is four
     custom_width = models.PositiveIntegerField(null=True, blank=True)
     custom_height = models.PositiveIntegerField(null=True, blank=True)
     n = models.PositiveSmallIntegerField(default=1)

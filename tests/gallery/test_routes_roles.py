@@ -48,6 +48,7 @@ from gallery.api.objects import RESULT_SALT
 from gallery.models import (
     ApiKey,
     CallbackDelivery,
+    Charge,
     Delivery,
     GalleryImage,
     GenerationTask,
@@ -567,6 +568,7 @@ ADMIN_MODELS = {
     "gallery/referenceimage": lambda w: w.reference.pk,
     "gallery/workerheartbeat": lambda w: "worker-1",
     "gallery/sandboxrun": lambda w: SandboxRun.objects.order_by("pk").first().pk,
+    "gallery/charge": lambda w: Charge.objects.order_by("pk").first().pk,
     "django_tasks_database/dbtaskresult": lambda w: "00000000-0000-0000-0000-000000000001",
     "axes/accessattempt": lambda w: 1,
     "axes/accesslog": lambda w: 1,
