@@ -128,7 +128,9 @@ def decode_cursor(text):
 
 
 class GalleryImage(models.Model):
-    team = models.ForeignKey(Team, models.CASCADE, related_name="images")
+    # No index of its own: the keyset index below leads with the team (a second, team-only index
+    # cost every insert and tempted PostgreSQL's planner into sorting a deep page instead).
+    team = models.ForeignKey(Team, models.CASCADE, related_name="images", db_index=False)
     task = models.ForeignKey(GenerationTask, models.CASCADE, related_name="images")
     index = models.PositiveSmallIntegerField()
     file = models.FileField(max_length=255)
