@@ -87,9 +87,7 @@ def attempt(delivery):
     if delivery.payload is None:
         delivery.payload = payload_for(delivery)
         CallbackDelivery.objects.filter(pk=delivery.pk).update(payload=delivery.payload)
-    # Sorted keys: PostgreSQL's jsonb gives the stored payload back in its own key order, and every
-    # retry must carry the very same bytes as the first attempt.
-    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    body = json.dumps(delivery.payload, separators=(",", ":")).encode()
     timestamp = str(int(time.time()))
     secrets_now = delivery.api_key.signing_secrets() if delivery.api_key else []
     headers = {
