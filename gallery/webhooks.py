@@ -84,10 +84,10 @@ def deliver(delivery_id):
 
 
 def attempt(delivery):
-    if delivery.payload is None:
-        delivery.payload = payload_for(delivery)
+    if not delivery.payload:
+        delivery.payload = json.dumps(payload_for(delivery), separators=(",", ":"))
         CallbackDelivery.objects.filter(pk=delivery.pk).update(payload=delivery.payload)
-    body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+    body = delivery.payload.encode()
     timestamp = str(int(time.time()))
     secrets_now = delivery.api_key.signing_secrets() if delivery.api_key else []
     headers = {
@@ -139,7 +139,7 @@ def attempt(delivery):
 def redeliver(delivery):
     """Sends the callback again from the start of the schedule, with fresh result links."""
     CallbackDelivery.objects.filter(pk=delivery.pk).update(
-        state=Delivery.PENDING, attempts=0, next_attempt_at=timezone.now(), payload=None,
+        state=Delivery.PENDING, attempts=0, next_attempt_at=timezone.now(), payload="",
     )
     enqueue(delivery.pk)
 

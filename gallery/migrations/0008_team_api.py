@@ -78,7 +78,7 @@ class Migration(migrations.Migration):
                 ('attempts', models.PositiveSmallIntegerField(default=0)),
                 ('next_attempt_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('payload', models.JSONField(blank=True, null=True)),
+                ('payload', models.TextField(blank=True)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('delivered_at', models.DateTimeField(blank=True, null=True)),
                 ('api_key', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='deliveries', to='gallery.apikey')),

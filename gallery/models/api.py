@@ -189,8 +189,9 @@ class CallbackDelivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     lease_until = models.DateTimeField(null=True, blank=True)
-    # The body, fixed at the first attempt so every retry carries the same message.
-    payload = models.JSONField(null=True, blank=True)
+    # The body as sent, fixed at the first attempt so every retry carries the same bytes (text,
+    # not JSON: PostgreSQL's jsonb would reorder the keys).
+    payload = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     delivered_at = models.DateTimeField(null=True, blank=True)
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.http.multipartparser import MultiPartParserError
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -184,7 +185,10 @@ def _file_name(value):
 
 @api_view(["POST"], envelope=FILES)
 def upload_stream(request):
-    upload = request.FILES.get("file")
+    try:
+        upload = request.FILES.get("file")
+    except MultiPartParserError:
+        raise ApiError(400, "The body is not a multipart/form-data upload the studio can read.", "file") from None
     if upload is None:
         raise ApiError(400, "Send the image as the multipart/form-data field “file”.", "file")
     if upload.size > options.MAX_REFERENCE_BYTES:

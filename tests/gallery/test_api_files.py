@@ -91,6 +91,9 @@ def test_a_gif_and_an_oversized_file_are_refused(api):
     assert_file_error(api.post("/api/v1/files/upload/base64", {"base64_data": "not base64!"}), 400, "base64")
     assert_file_error(api.post("/api/v1/files/upload/base64", {}), 400, "base64_data")
     assert_file_error(api.multipart("/api/v1/files/upload/stream", {}), 400, "file")
+    broken = api.client.post("/api/v1/files/upload/stream", data=b"--x\r\nnonsense", headers=api.headers(),
+                             content_type="multipart/form-data; boundary=")
+    assert_file_error(broken, 400, "the studio can read")
     assert ApiFile.objects.count() == 0
 
 
