@@ -6,4 +6,4 @@ They are not tests: a figure above its goal is reported, never failed.
 """
 
 # In the order the runner runs them; each is a module `bench.<name>` with a main(argv).
-BENCHMARKS = ["store", "thumbs", "throughput", "poll", "gallery"]
+BENCHMARKS = ["store", "thumbs", "throughput", "poll", "gallery", "search"]

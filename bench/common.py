@@ -325,37 +325,40 @@ def machine():
 # Test images ----------------------------------------------------------------------------------
 
 SIZE = 4096
+WIDE = (6240, 2656)  # 21:9 at 4K
 _grain = None
 
 
-def _shared_grain(size):
+def _shared_grain(width, height):
     """Fine film-like grain (σ 4 per channel), made once per process: it is the slow part."""
     global _grain
     from PIL import Image
 
-    if _grain is None or _grain.size != (size, size):
-        _grain = Image.merge("RGB", [Image.effect_noise((size, size), 4) for _ in range(3)])
+    if _grain is None or _grain.size != (width, height):
+        _grain = Image.merge("RGB", [Image.effect_noise((width, height), 4) for _ in range(3)])
     return _grain
 
 
-def photo_image(seed, size=SIZE):
+def photo_image(seed, size=SIZE, height=None):
     """A photo-like RGB image: a smooth colour field, mid-scale mottling and fine grain.
 
     Each seed gives a different image (different colours, mottling and grain offset); its JPEG
     (q95, 4:4:4) is ~10 MB and its PNG ~30 MB at 4096², about what a real 4K result weighs.
+    `size` × `height` (square if no height).
     """
     from PIL import Image, ImageChops
 
+    width, height = size, height or size
     rng = random.Random(seed)
     grid = Image.new("RGB", (6, 6))
     for y in range(6):
         for x in range(6):
             grid.putpixel((x, y), tuple(rng.randrange(30, 225) for _ in range(3)))
-    base = grid.resize((size, size), Image.Resampling.BICUBIC)
-    small = size // 32
-    mottle = Image.merge("RGB", [Image.effect_noise((small, small), 30) for _ in range(3)])
-    mottle = mottle.resize((size, size), Image.Resampling.BICUBIC)
-    grain = ImageChops.offset(_shared_grain(size), rng.randrange(size), rng.randrange(size))
+    base = grid.resize((width, height), Image.Resampling.BICUBIC)
+    small = (max(1, width // 32), max(1, height // 32))
+    mottle = Image.merge("RGB", [Image.effect_noise(small, 30) for _ in range(3)])
+    mottle = mottle.resize((width, height), Image.Resampling.BICUBIC)
+    grain = ImageChops.offset(_shared_grain(width, height), rng.randrange(width), rng.randrange(height))
     return ImageChops.add(ImageChops.add(base, mottle, 1.0, -128), grain, 1.0, -128)
 
 
@@ -363,6 +366,8 @@ def encode(image, kind):
     out = io.BytesIO()
     if kind == "jpeg":
         image.save(out, "JPEG", quality=95, subsampling=0)
+    elif kind == "stored png":  # no compression: the largest file a picture of this size makes
+        image.save(out, "PNG", compress_level=0)
     else:
         image.save(out, "PNG", compress_level=1)
     return out.getvalue()
@@ -378,12 +383,17 @@ def sandbox_png(index, count, size=SIZE):
     return render_sandbox_image(prompt, size, size, [], index, count)
 
 
-EXTENSION = {"sandbox": ".png", "jpeg": ".jpg", "png": ".png"}
+EXTENSION = {"sandbox": ".png", "jpeg": ".jpg", "png": ".png", "wide": ".png"}
 
 
 def _build_one(job):
     kind, index, count, path, size = job
-    data = sandbox_png(index, count, size) if kind == "sandbox" else encode(photo_image(index, size), kind)
+    if kind == "sandbox":
+        data = sandbox_png(index, count, size)
+    elif kind == "wide":  # 21:9 4K, uncompressed PNG: ~50 MB, near MAX_RESULT_BYTES
+        data = encode(photo_image(index, *WIDE), "stored png")
+    else:
+        data = encode(photo_image(index, size), kind)
     Path(path).write_bytes(data)
     return len(data)
 

@@ -1,10 +1,13 @@
 """The gallery: every stored image of a team, newest first, with keyset pages."""
 
+import re
+import unicodedata
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 
 from django.db import connections, models, transaction
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from gallery import options
@@ -82,15 +85,41 @@ class ImageQuerySet(models.QuerySet):
         return found
 
     def matching(self, text):
-        """Images whose prompt matches: full-text search (English stemming, web-search syntax)
-        on PostgreSQL, a case-insensitive contains match elsewhere."""
-        if connections[self.db].vendor == "postgresql":
+        """Images whose prompt has every word of `text`, each as a whole word or the start of one,
+        in any order, whatever the case: "red fox", "Fox red" and "fo re" all find "A red fox".
+
+        Punctuation only separates words, so nothing a person types is read as query syntax.
+        PostgreSQL uses full-text search (English stemming) on its GIN index (migration 0004);
+        SQLite the FTS5 index of migration 0007; other databases a contains match per word."""
+        words = search_words(text)
+        if not words:
+            return self.none()
+        vendor = connections[self.db].vendor
+        if vendor == "postgresql":
             from django.contrib.postgres.search import SearchQuery, SearchVector
 
-            return self.annotate(
-                prompt_search=SearchVector("task__prompt", config="english")
-            ).filter(prompt_search=SearchQuery(text, config="english", search_type="websearch"))
-        return self.filter(task__prompt__icontains=text)
+            query = SearchQuery(" & ".join(f"{word}:*" for word in words), config="english", search_type="raw")
+            return self.annotate(prompt_search=SearchVector("task__prompt", config="english")).filter(
+                prompt_search=query
+            )
+        if vendor == "sqlite":
+            return self._matching_fts5(" AND ".join(f'"{word}"*' for word in words))
+        return self.filter(*(Q(task__prompt__icontains=word) for word in words))
+
+    def _matching_fts5(self, expression):
+        # Which way round is cheaper depends on how many images match, which only the index knows:
+        # a few hundred are looked up by id and sorted; more than that, and the team's images are
+        # read newest first (the keyset index) and each checked against the matches, so a page
+        # stops after its 48 hits instead of sorting thousands.
+        matches = f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH %s"
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM ({matches} LIMIT %s)", [expression, MANY_MATCHES])
+            many = cursor.fetchone()[0] >= MANY_MATCHES
+        if not many:
+            return self.filter(id__in=RawSQL(matches, [expression]))
+        # The unary + keeps SQLite from looking up images by id: it must take the keyset index.
+        table = self.model._meta.db_table
+        return self.filter(RawSQL(f'+"{table}"."id" IN ({matches})', [expression], output_field=models.BooleanField()))
 
     def delete_with_files(self):
         """Deletes the rows, and their stored files (original and thumbnail) once the transaction
@@ -100,6 +129,19 @@ class ImageQuerySet(models.QuerySet):
         deleted = self.delete()[1].get(GalleryImage._meta.label, 0)
         transaction.on_commit(lambda: delete_stored_files(names))
         return deleted
+
+
+SEARCH_TABLE = "gallery_image_search"  # SQLite's FTS5 index of prompts, one row per image (0007)
+MANY_MATCHES = 500
+WORD = re.compile(r"[^\W_]+")
+MAX_SEARCH_WORDS = 16
+
+
+def search_words(text):
+    """The words of a search, lower-cased: runs of letters and digits (anything else separates
+    them), at most MAX_SEARCH_WORDS, without repeats."""
+    words = WORD.findall(unicodedata.normalize("NFKC", text or "").lower())
+    return list(dict.fromkeys(words))[:MAX_SEARCH_WORDS]
 
 
 def _start_of_day(day):

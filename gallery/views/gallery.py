@@ -16,6 +16,10 @@ from gallery.models import GalleryImage
 
 PAGE_SIZE = 48
 COUNT_LIMIT = 10_000  # beyond this the page says "10,000+ images"
+# A search counts its matches up to here ("1,000+ images match"): past a thousand a person
+# narrows the search rather than reads the number, and counting further costs every search for
+# a frequent word the time of ten thousand index lookups (docs/BENCHMARKS.md, search).
+SEARCH_COUNT_LIMIT = 1_000
 
 
 @team_required
@@ -29,7 +33,8 @@ def gallery(request):
         ctx["images"], ctx["next_cursor"] = found.select_related("task").page(PAGE_SIZE, cursor)
         ctx["query"] = filters.query()
         if not (request.htmx and cursor):
-            ctx["count"] = found.count_up_to(COUNT_LIMIT + 1)
+            limit = SEARCH_COUNT_LIMIT if filters.cleaned_data["q"] else COUNT_LIMIT
+            ctx["count"], ctx["count_limit"] = found.count_up_to(limit + 1), limit
     # Scrolling asks htmx for the next page alone, the filter bar for the results alone.
     template = "gallery/gallery.html"
     next_page = request.GET.get("cursor") and filters.is_valid()

@@ -1,0 +1,165 @@
+"""(e) Searching prompts: a search at 100,000 images against the same search at 1,000.
+
+Two databases, one team each: 1,000 images (the floor) and 100,000 (20,000 with --quick).
+Rows are bulk-created (one task per image, one real original and thumbnail shared), prompts
+"A <subject>, study <i>" with six subjects in turn, and one image (the 500th newest) "A zebra
+crossing, study 500". Each search is a whole gallery request through Django's test client as a
+signed-in member (middleware, session, the FTS or full-text query, the capped count, the
+template of up to 48 tiles), and the same request in both databases:
+  lighthouse      a frequent word: 1 prompt in 6 (16,667 images at 100,000)
+  lightho         the same as a prefix, as typed so far
+  perfume bottle  two words, 1 prompt in 6
+  zebra           one image
+  unicorn         no image
+Medians of rounds run in a shuffled order. Goal: ≤ 1.3× for each search. On SQLite (temp files)
+and PostgreSQL (fresh databases, dropped at the end; skipped with a note if not reachable).
+"""
+
+import gc
+import json
+import random
+import statistics
+import time
+
+from bench import common
+
+GOAL = 1.3
+SEARCHES = {
+    "lighthouse": "lighthouse",
+    "lightho": "lightho",
+    "perfume bottle": "perfume+bottle",
+    "zebra": "zebra",
+    "unicorn": "unicorn",
+}
+SUBJECTS = ["lighthouse", "fox", "perfume bottle", "city at night", "astronaut", "island map"]
+
+
+def main(argv=None):
+    args = common.arguments(__doc__.splitlines()[0], argv)
+    if args.child:
+        return search_child(json.loads(args.spec))
+    common.exit_cleanly_on_sigterm()
+    big = 20_000 if args.quick else 100_000
+    runs = 15 if args.quick else 30
+    common.heading(f"search: {big:,} images vs 1,000")
+    results = {}
+    with common.temp_dir("seedream-bench-search-") as tmp:
+        for name in ("SQLite", "PostgreSQL"):
+            for size in (1_000, big):
+                try:
+                    with common.named_database(name, tmp, f"seedream_bench_search_{size}", f"search-{size}.sqlite3") as url:
+                        env = common.process_env(url, tmp / "media", tmp)
+                        started = time.monotonic()
+                        results[name, size] = common.run_child(
+                            "search", "run", {"tmp": str(tmp), "size": size, "runs": runs}, env, timeout=1800
+                        )
+                        common.note(f"{name}, {size:,} images: set-up and {runs} rounds in "
+                                    f"{time.monotonic() - started:.0f} s")
+                except common.PostgresUnavailable as e:
+                    common.note(f"PostgreSQL skipped: not reachable ({e})")
+                    break
+    for (name, size), r in results.items():
+        if size == big:
+            for label, plan in r["plans"].items():
+                common.note(f"{name}, {size:,} images, the page of '{label}':")
+                for line in plan.splitlines():
+                    common.note(f"    {line}")
+    rows = []
+    for (name, size), r in results.items():
+        for label in SEARCHES:
+            rows.append([name, f"{size:,}", label, r[label]["found"], f"{r[label]['median'] * 1000:.1f}",
+                         f"{r[label]['best'] * 1000:.1f}"])
+    common.table(["database", "images", "search", "count shown", "median ms", "best ms"], rows)
+    print()
+    for name in ("SQLite", "PostgreSQL"):
+        if (name, big) not in results:
+            continue
+        for label in SEARCHES:
+            common.figure(f"search {name} '{label}', {big:,} vs 1,000 images",
+                          results[name, big][label]["median"] * 1000, results[name, 1_000][label]["median"] * 1000,
+                          goal=GOAL, unit="ms")
+
+
+def search_child(spec):
+    common.exit_cleanly_on_sigterm()
+    common.setup_django()
+    from django.db import connection
+    from django.test import Client
+
+    team, user = common.migrate_and_owner()
+    bulk_images(team, user, spec["size"])
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
+    client = Client(SERVER_NAME="127.0.0.1")
+    client.force_login(user, backend="gallery.auth.EmailOrUsernameBackend")
+    found = {}
+    for label, q in SEARCHES.items():  # warm up, and read what each search shows
+        response = client.get(f"/gallery/?q={q}")
+        assert response.status_code == 200, (label, response.status_code)
+        body = response.content.decode()
+        found[label] = body.split('class="gallery-count"', 1)[1].split("</strong>", 1)[0].rsplit(">", 1)[1] \
+            if 'class="gallery-count"' in body else "-"
+    from gallery.models import GalleryImage
+
+    plans = {label: GalleryImage.objects.for_team(team).matching(SEARCHES[label].replace("+", " "))
+             .newest_first()[:49].explain() for label in ("lighthouse", "zebra")}
+    gc.collect()
+    gc.freeze()
+    timings = {label: [] for label in SEARCHES}
+    order = list(SEARCHES)
+    for round_number in range(spec["runs"]):
+        random.Random(round_number).shuffle(order)
+        for label in order:
+            gc.collect()
+            started = time.perf_counter()
+            client.get(f"/gallery/?q={SEARCHES[label]}")
+            timings[label].append(time.perf_counter() - started)
+    common.answer(spec, {**{label: {"median": statistics.median(values), "best": min(values), "found": found[label]}
+                            for label, values in timings.items()}, "plans": plans})
+
+
+def bulk_images(team, user, count, batch=5000):
+    """`count` images, one task each, sharing one real original and thumbnail."""
+    import hashlib
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from gallery.images.decode import make_thumbnail
+    from gallery.models import GalleryImage, GenerationTask
+
+    data = common.encode(common.photo_image(1, 256), "jpeg")
+    original = default_storage.save(f"bench/{team.pk}/original.jpg", ContentFile(data))
+    thumbnail = default_storage.save(f"bench/{team.pk}/thumb.webp", ContentFile(make_thumbnail(data)))
+    digest = hashlib.sha256(data).hexdigest()
+    now = timezone.now()
+    for start in range(0, count, batch):
+        tasks = GenerationTask.objects.bulk_create(
+            GenerationTask(
+                team=team, created_by=user, prompt=prompt(i), sent_prompt=prompt(i), provider="sandbox",
+                status="completed", created_at=now - timedelta(seconds=i), deadline_at=now, storage_key=f"s{i}",
+            )
+            for i in range(start, min(start + batch, count))
+        )
+        GalleryImage.objects.bulk_create(
+            GalleryImage(
+                team=team, task=task, index=0, file=original, thumbnail=thumbnail, width=256, height=256,
+                format="JPEG", bytes=len(data), sha256=digest, created_at=task.created_at,
+            )
+            for task in tasks
+        )
+
+
+def prompt(i):
+    return "A zebra crossing, study 500" if i == 500 else f"A {SUBJECTS[i % len(SUBJECTS)]}, study {i}"
+
+
+if __name__ == "__main__":
+    import sys
+
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
