@@ -319,12 +319,15 @@ def main(argv=None):
     def extra(parser):
         parser.add_argument("--queue", choices=("database", "redis"), default="redis")
         parser.add_argument("--s3", action="store_true", help="store in the test suite's local S3 server")
+        parser.add_argument("--no-restart", action="store_true",
+                            help="leave PostgreSQL alone (other people's tests use the same server)")
 
     args = common.arguments(__doc__.splitlines()[0], argv, extra)
     if args.child:
         return child(json.loads(args.spec))
     common.exit_cleanly_on_sigterm()
-    plan = Plan(tasks=20, kills=10) if args.quick else Plan(restart_postgres=can_restart_postgres())
+    restart = can_restart_postgres() and not args.no_restart
+    plan = Plan(tasks=20, kills=10) if args.quick else Plan(restart_postgres=restart)
     common.heading(f"fault drill: {plan.tasks} tasks, {plan.kills} kills, queue {args.queue}, "
                    f"storage {'S3 (s3rver)' if args.s3 else 'local disk'}, "
                    f"PostgreSQL restart {'yes' if plan.restart_postgres else 'no'}")

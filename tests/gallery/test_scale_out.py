@@ -53,7 +53,7 @@ def stored_names():
 def test_the_whole_pipeline_runs_on_two_worker_processes_with_object_storage(
     queue, s3_storage, client_alice, team, settings, tmp_path
 ):
-    env = worker_env(settings.MEDIA_ROOT, TASKS_BACKEND=queue, **s3_env(s3_storage))
+    env = worker_env(settings.MEDIA_ROOT, TASKS_BACKEND=queue, LOG_LEVEL="INFO", **s3_env(s3_storage))
     workers, logs = start_workers(2, env, tmp_path)
     try:
         # Both are up before the work arrives, so both get some of it.
