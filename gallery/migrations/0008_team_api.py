@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gallery', '0006_seedream_models'),
+        ('gallery', '0007_sqlite_prompt_search'),
     ]
 
     operations = [

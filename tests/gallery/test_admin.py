@@ -1,7 +1,16 @@
 import pytest
 from django.contrib import admin
 
-from gallery.models import Charge, GalleryImage, GenerationTask, Invite, Membership, ReferenceImage, Team, User
+from gallery.models import (
+    Charge,
+    GalleryImage,
+    GenerationTask,
+    Invite,
+    Membership,
+    ReferenceImage,
+    Team,
+    User,
+)
 from tests.factories import make_reference, make_task, run_until_final
 
 MODELS = [User, Team, Membership, Invite, GenerationTask, ReferenceImage, GalleryImage, Charge]
