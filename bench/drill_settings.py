@@ -4,7 +4,7 @@ file DRILL_STORAGE_FAULT_FILE exists. Drills only; the app never reads this modu
 
 import os
 
-from seedream_site.settings import *
+from seedream_site.settings import *  # noqa: F403
 from seedream_site.settings import STORAGES
 
 _flaky = "FlakyS3Storage" if "S3Storage" in STORAGES["default"]["BACKEND"] else "FlakyFileSystemStorage"
