@@ -69,7 +69,7 @@ def worker_process(log_path, **env):
     folder, with extra environment settings; killed with its process group at the end."""
     from django.conf import settings
 
-    from tests.gallery.test_worker import ROOT, worker_env
+    from tests.workers import ROOT, worker_env
 
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

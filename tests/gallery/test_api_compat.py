@@ -22,7 +22,7 @@ from tests.factories import png_bytes, run_until_final
 from tests.fakes.evolink import FakeEvoLink
 from tests.gallery.api_kit import make_key
 from tests.gallery.test_api_callbacks import Receiver
-from tests.gallery.test_worker import start_worker, wait_until, worker_env
+from tests.workers import start_worker, wait_until, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
