@@ -11,10 +11,14 @@ from django.db import migrations
 CREATE = [
     # unicode61 folds case and removes diacritics; the prefix indexes make 2- and 3-letter
     # prefixes (what one has typed so far) one lookup instead of a walk over every longer word.
-    "CREATE VIRTUAL TABLE gallery_image_search USING fts5("
-    "prompt, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3')",
-    "INSERT INTO gallery_image_search(rowid, prompt) "
-    "SELECT i.id, t.prompt FROM gallery_galleryimage i JOIN gallery_generationtask t ON t.id = i.task_id",
+    (
+        "CREATE VIRTUAL TABLE gallery_image_search USING fts5("
+        "prompt, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3')"
+    ),
+    (
+        "INSERT INTO gallery_image_search(rowid, prompt) "
+        "SELECT i.id, t.prompt FROM gallery_galleryimage i JOIN gallery_generationtask t ON t.id = i.task_id"
+    ),
     """CREATE TRIGGER gallery_image_search_insert AFTER INSERT ON gallery_galleryimage BEGIN
         INSERT INTO gallery_image_search(rowid, prompt)
         SELECT NEW.id, prompt FROM gallery_generationtask WHERE id = NEW.task_id;
