@@ -35,7 +35,8 @@ SUBJECTS = ["lighthouse", "fox", "perfume bottle", "city at night", "astronaut",
 
 
 def main(argv=None):
-    args = common.arguments(__doc__.splitlines()[0], argv)
+    args = common.arguments(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
+        "--databases", default="SQLite,PostgreSQL", help="which, comma-separated (default %(default)s)"))
     if args.child:
         return search_child(json.loads(args.spec))
     common.exit_cleanly_on_sigterm()
@@ -44,7 +45,7 @@ def main(argv=None):
     common.heading(f"search: {big:,} images vs 1,000")
     results = {}
     with common.temp_dir("seedream-bench-search-") as tmp:
-        for name in ("SQLite", "PostgreSQL"):
+        for name in args.databases.split(","):
             for size in (1_000, big):
                 try:
                     with common.named_database(name, tmp, f"seedream_bench_search_{size}", f"search-{size}.sqlite3") as url:

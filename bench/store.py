@@ -102,7 +102,7 @@ def seconds(runs, pick=statistics.median):
 def report(count, repeats, results):
     print(f"\n  median of {repeats} interleaved run(s) each (best in brackets); RSS growth is the largest seen")
     rows = []
-    for kind, (label, sizes, floors, stores) in results.items():
+    for label, sizes, floors, stores in results.values():
         floor = seconds(floors)
         for parallel, runs in stores.items():
             store = seconds(runs)
@@ -116,7 +116,7 @@ def report(count, repeats, results):
     common.table(["set", "parallel", "each", "total", "floor s", "store s", "ratio", "floor RSS+",
                   "store RSS+"], rows)
     print()
-    for kind, (label, sizes, floors, stores) in results.items():
+    for label, sizes, floors, stores in results.values():
         for parallel, runs in stores.items():
             common.figure(f"store {count}×4K {label}, STORE_PARALLEL={parallel}", seconds(runs), seconds(floors),
                           goal=TIME_GOAL)
@@ -125,7 +125,7 @@ def report(count, repeats, results):
     print("\n  where the measured time goes (median run; thread-seconds summed over the images, so with")
     print("  several at once the phases add up to more than the wall time)")
     rows = []
-    for kind, (label, sizes, floors, stores) in results.items():
+    for label, sizes, floors, stores in results.values():
         for parallel, runs in stores.items():
             middle = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
             rows += [[label if i == 0 else "", parallel if i == 0 else "", name, f"{spent:.2f}"]

@@ -7,8 +7,10 @@ step is idempotent, no network call happens inside a transaction, and the sweepe
 any task whose job was lost, so a worker killed at any point loses nothing.
 """
 
+import ctypes
 import hashlib
 import logging
+import platform
 import random
 import secrets
 import tempfile
@@ -16,7 +18,7 @@ import threading
 import uuid
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -710,10 +712,25 @@ class _Download(File):
 
 
 # Decoding a 4K PNG holds up to 64 MB of pixels (4096 × 4096 is the most any model makes, 21:9
-# included; a 4K JPEG, decoded at 1/4 scale for its thumbnail, holds 4 MB). Two at once stay within
-# the 150 MB the store may add to a worker; three would not. The threads of one process share
-# this budget, whatever task they store.
-DECODE_MEMORY_BYTES = 128 * 1024 * 1024
+# included); a 4K JPEG, decoded at 1/4 scale for its thumbnail, 4 MB. One PNG and a few JPEGs at
+# once keep a worker within the 150 MB the store may add to it; two PNGs at once measured 150–160 MB
+# (bench/store.py). The threads of one process share this budget, whatever task they store.
+DECODE_MEMORY_BYTES = 96 * 1024 * 1024
+
+
+def _return_freed_pixels_to_the_system():
+    """Pillow holds pixels in 16 MB blocks. glibc serves the first one with mmap and then, seeing
+    it freed, raises its mmap threshold, so every later block comes from the heap of the thread
+    that decodes and stays there when freed: four store threads kept ~4 × 64 MB resident (271 MB
+    for 15 PNGs). A fixed threshold returns each block to the system when it is freed."""
+    if platform.libc_ver()[0] != "glibc":
+        return
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024)
+
+
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+_return_freed_pixels_to_the_system()
 
 
 class MemoryBudget:
