@@ -462,12 +462,26 @@ def deliver_references(task, provider):
         if not ref.upstream_url:
             task.extend_lease()  # ten slow uploads can outlast one lease
             data, image_format = prepare_for_upstream(_read(ref.file))
-            ref.upstream_file_id, ref.upstream_url = router.call(
-                provider.name, lambda: provider.deliver_reference(data, image_format)
-            )
+            file_id, url = router.call(provider.name, lambda: provider.deliver_reference(data, image_format))
+            keep_if_still_leased(task, provider, file_id)
+            ref.upstream_file_id, ref.upstream_url = file_id, url
             ref.save(update_fields=["upstream_file_id", "upstream_url"])
         urls.append(ref.upstream_url)
     return urls
+
+
+def keep_if_still_leased(task, provider, file_id):
+    """After an upload that outlasted the lease, the worker that took the task over sends the
+    reference itself: this one's copy is deleted again (it would be left upstream, or for the
+    sandbox in storage, with no row naming it) and this worker stops."""
+    try:
+        task.extend_lease()
+    except LeaseLost:
+        try:
+            provider.delete_reference(file_id)
+        except ProviderError:
+            log.warning("Task %s: upstream file %s not deleted after losing the lease", task.pk, file_id)
+        raise
 
 
 def follow(task):

@@ -541,6 +541,9 @@ def test_a_worker_whose_lease_was_taken_stops_before_paying(fake, team, alice, s
     upload_answers.set()
     first.join()
     assert fake.created == []  # the first worker noticed at its next step and did not create
+    # …and took back the file its late upload left at the provider: the new holder sends its own.
+    assert [upload["file_id"] for upload in fake.uploads] == fake.deleted
+    assert not task.references.exclude(upstream_file_id="").exists()
     GenerationTask.objects.filter(pk=task.pk).update(lease_until=None, lease_token="")
     task = run_until_final(task)
     assert task.status == Status.COMPLETED and len(fake.created) == 1
