@@ -20,6 +20,16 @@ Each measurement runs in a fresh process, which reports its wall time and its pe
 (floor, store, floor, store, …) and medians reported. Goal: ≤ 1.5× the floor's time and ≤ 150 MB
 peak RSS growth. `--parallel 1,2,4` measures several STORE_PARALLEL values (default: the
 setting's default); `--profile` adds a cProfile of one measured run per set.
+
+`--s3` (issue 16): default storage = S3 at a local s3rver (tests/s3/server.js, started here on
+127.0.0.1 at a free port with its files in the temp dir, stopped at the end; needs Node.js and
+`npm ci --prefix tests/s3`). The studio's S3 settings are used as a deployment sets them
+(S3_BUCKET, S3_ENDPOINT_URL, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY). The measured part is the
+same `store_results` (download from the local HTTP server, check, thumbnail, save to the bucket,
+rows). Floor: the same 15 original files (not the thumbnails, which only the pipeline makes)
+uploaded raw to the same bucket, one `put_object` each, all at once in 15 threads sharing one
+boto3 client made (and its connection opened) before the timed part. The bucket is emptied
+after every run. The local-disk mode above is unchanged without `--s3`.
 """
 
 import contextlib
@@ -41,6 +51,7 @@ RSS_GOAL_MB = 150
 SETS = [("sandbox", "sandbox PNG"), ("jpeg", "photo JPEG"), ("png", "photo PNG"), ("wide", "21:9 PNG")]
 CHUNK = 256 * 1024  # as gallery.providers.http.CHUNK
 DEFAULT_PARALLEL = 4  # as settings.STORE_PARALLEL
+S3_BUCKET = "seedream-bench-store"
 
 
 def main(argv=None):
@@ -51,6 +62,8 @@ def main(argv=None):
         parser.add_argument("--sets", default=",".join(kind for kind, _ in SETS),
                             help="which sets (default %(default)s)")
         parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each (default 3)")
+        parser.add_argument("--s3", action="store_true",
+                            help="store to S3 at a local s3rver; the floor uploads the same bytes raw with boto3")
 
     args = common.arguments(__doc__.splitlines()[0], argv, extra=extra)
     if args.child:
@@ -62,6 +75,8 @@ def main(argv=None):
     sets = [s for s in SETS if s[0] in wanted]
     parallels = [int(p) for p in args.parallel.split(",")]
 
+    if args.s3:
+        return main_s3(args, count, repeats, sets, parallels)
     common.heading(f"store: {count} × 4K results from a local HTTP server")
     with common.temp_dir("seedream-bench-store-") as tmp:
         started = time.monotonic()
@@ -95,11 +110,108 @@ def main(argv=None):
         report(count, repeats, results)
 
 
+def main_s3(args, count, repeats, sets, parallels):
+    """--s3: store_results with default storage = S3 at a local s3rver, against raw uploads."""
+    common.heading(f"store to S3: {count} × 4K results, local s3rver vs raw boto3 uploads")
+    common.note(f"machine: {common.machine()}")
+    load_line("at start")
+    with common.temp_dir("seedream-bench-store-") as tmp:
+        started = time.monotonic()
+        paths = common.build_images(tmp / "served", [kind for kind, _ in sets], count)
+        common.note(f"built {count * len(sets)} test images in {time.monotonic() - started:.1f} s")
+        with common.bench_database(tmp, "seedream_bench_store") as (database_url, db_name), \
+                serve(tmp / "served") as port, local_s3(tmp / "s3") as s3:
+            env = s3_env(common.process_env(database_url, tmp / "media", tmp, ALLOW_HTTP_URLS="true",
+                                            ALLOW_LOOPBACK_URLS="true"), s3)
+            common.run_child("store", "prepare", {"tmp": str(tmp)}, env)
+            common.note(f"database: {db_name}; results: http://127.0.0.1:{port}/; "
+                        f"S3: {s3.endpoint_url}/{S3_BUCKET} (s3rver pid {s3.process.pid}, files in {tmp / 's3'})")
+            results, loads = {}, []
+            for kind, label in sets:
+                urls = [f"http://127.0.0.1:{port}/{kind}/{p.name}" for p in paths[kind]]
+                sizes = [p.stat().st_size for p in paths[kind]]
+                floors, stores = [], {parallel: [] for parallel in parallels}
+                floor_spec = {"tmp": str(tmp), "paths": [str(p) for p in paths[kind]]}
+                for _ in range(repeats):  # interleaved, so drift hits both alike
+                    loads.append(os.getloadavg()[0])
+                    floors.append(common.run_child("store", "s3floor", floor_spec, env))
+                    empty_bucket(s3.client)
+                    for parallel in parallels:
+                        loads.append(os.getloadavg()[0])
+                        stores[parallel].append(common.run_child(
+                            "store", "store", {"tmp": str(tmp), "urls": urls}, {**env, "STORE_PARALLEL": str(parallel)}
+                        ))
+                        empty_bucket(s3.client)
+                        common.empty_dir(tmp / "media")
+                results[kind] = (label, sizes, floors, stores)
+                if args.profile:
+                    common.run_child("store", "profile", {"tmp": str(tmp), "urls": urls},
+                                     {**env, "STORE_PARALLEL": str(parallels[-1])})
+                    empty_bucket(s3.client)
+        print(f"\n  floor: the {count} originals put raw into the bucket at once ({count} threads, one boto3 client);")
+        print("  thumbnails are not in the floor (the pipeline makes and uploads them; their bytes below)")
+        report(count, repeats, results, title="store to S3")
+        rows = []
+        for label, sizes, floors, stores in results.values():
+            for parallel, runs in stores.items():
+                rows.append([label, parallel, f"{common.mb(sum(sizes)):.1f} MB",
+                             f"{common.mb(statistics.median(r['thumb_bytes'] for r in runs)):.2f} MB"])
+        common.table(["set", "parallel", "originals (floor and store)", "thumbnails (store only)"], rows)
+        common.note(f"load average (1 min) before each run: {min(loads):.2f}–{max(loads):.2f} "
+                    f"(median {statistics.median(loads):.2f})")
+    load_line("at the end")
+
+
+def load_line(when):
+    one, five, _ = os.getloadavg()
+    busy = "  — something else is using the CPUs; figures will be noisy" if one > 0.5 else ""
+    common.note(f"load average (1 / 5 min) {when}: {one:.2f} / {five:.2f} on {os.cpu_count()} CPUs{busy}")
+
+
+@contextlib.contextmanager
+def local_s3(folder):
+    """The test suite's s3rver (tests/s3/server.py) with one bucket; stopped at the end. Its stdin
+    is a pipe from this process, so it also stops if this process dies."""
+    if str(common.ROOT) not in sys.path:
+        sys.path.insert(0, str(common.ROOT))
+    from tests.s3 import server
+
+    why = server.unavailable()
+    if why:
+        raise SystemExit(f"--s3: {why}")
+    folder.mkdir(parents=True, exist_ok=True)
+    s3 = server.LocalS3(folder)
+    try:
+        s3.client.create_bucket(Bucket=S3_BUCKET)
+        yield s3
+    finally:
+        s3.stop()
+
+
+def s3_env(env, s3):
+    """The environment of a process whose default storage is the local bucket, set through the
+    studio's own settings (seedream_site/settings.py, s3_storage)."""
+    from tests.s3 import server
+
+    env = {**env, "S3_BUCKET": S3_BUCKET, "S3_ENDPOINT_URL": s3.endpoint_url,
+           "S3_ACCESS_KEY_ID": server.ACCESS_KEY, "S3_SECRET_ACCESS_KEY": server.SECRET_KEY}
+    for name in server.DEFAULTED:  # settings.py's defaults, whatever this shell has set
+        env.pop(name, None)
+    return env
+
+
+def empty_bucket(client):
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET)
+    keys = [{"Key": item["Key"]} for page in pages for item in page.get("Contents", [])]
+    for start in range(0, len(keys), 1000):
+        client.delete_objects(Bucket=S3_BUCKET, Delete={"Objects": keys[start:start + 1000]})
+
+
 def seconds(runs, pick=statistics.median):
     return pick(r["seconds"] for r in runs)
 
 
-def report(count, repeats, results):
+def report(count, repeats, results, title="store"):
     print(f"\n  median of {repeats} interleaved run(s) each (best in brackets); RSS growth is the largest seen")
     rows = []
     for label, sizes, floors, stores in results.values():
@@ -118,9 +230,9 @@ def report(count, repeats, results):
     print()
     for label, sizes, floors, stores in results.values():
         for parallel, runs in stores.items():
-            common.figure(f"store {count}×4K {label}, STORE_PARALLEL={parallel}", seconds(runs), seconds(floors),
+            common.figure(f"{title} {count}×4K {label}, STORE_PARALLEL={parallel}", seconds(runs), seconds(floors),
                           goal=TIME_GOAL)
-            common.limit_line(f"store {count}×4K {label}, STORE_PARALLEL={parallel}, peak RSS growth",
+            common.limit_line(f"{title} {count}×4K {label}, STORE_PARALLEL={parallel}, peak RSS growth",
                               max(common.mb(s["rss_growth"]) for s in runs), RSS_GOAL_MB)
     print("\n  where the measured time goes (median run; thread-seconds summed over the images, so with")
     print("  several at once the phases add up to more than the wall time)")
@@ -182,6 +294,8 @@ def serve(folder):
 def child(role, spec):
     if role == "floor":
         return common.answer(spec, floor(spec))
+    if role == "s3floor":
+        return common.answer(spec, s3_floor(spec))
     common.setup_django()
     if role == "prepare":
         common.migrate_and_owner()
@@ -212,6 +326,38 @@ def floor(spec):
 
     with client:
         return measure(run)
+
+
+def s3_floor(spec):
+    """Every original put raw into the bucket at once (one thread each, one shared boto3 client,
+    made and connected before the timed part), from the files on disk."""
+    import boto3
+    from botocore.config import Config
+
+    paths = spec["paths"]
+    bucket = os.environ["S3_BUCKET"]
+    client = boto3.client(
+        "s3", endpoint_url=os.environ["S3_ENDPOINT_URL"], aws_access_key_id=os.environ["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"], region_name="us-east-1",
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, max_pool_connections=len(paths)),
+    )
+    client.head_bucket(Bucket=bucket)  # loads the service model and opens a connection
+
+    def put(job):
+        index, path = job
+        with open(path, "rb") as f:
+            client.put_object(Bucket=bucket, Key=f"floor/{index}{Path(path).suffix}", Body=f)
+
+    def run():
+        with ThreadPoolExecutor(len(paths)) as pool:
+            list(pool.map(put, enumerate(paths)))
+
+    result = measure(run)
+    stored = client.list_objects_v2(Bucket=bucket, Prefix="floor/")
+    sizes = sorted(item["Size"] for item in stored.get("Contents", []))
+    if sizes != sorted(os.path.getsize(p) for p in paths):
+        raise SystemExit(f"the floor stored {len(sizes)} objects, not the {len(paths)} files it put")
+    return result
 
 
 def store(spec, profile=False):
@@ -249,6 +395,8 @@ def store(spec, profile=False):
             ("rows, on the lease's thread (record_result)", "record_result"),
         ]:
             setattr(pipeline, attribute, timed(phases, lock, name, getattr(pipeline, attribute)))
+        if os.environ.get("S3_BUCKET"):
+            time_s3_storage(phases, lock)
 
     def run():
         pipeline.store_results(task)
@@ -267,7 +415,43 @@ def store(spec, profile=False):
     stored = GalleryImage.objects.filter(task=task).count()
     if stored != len(urls) or task.status != Status.COMPLETED:
         raise SystemExit(f"only {stored} of {len(urls)} images were stored ({task.status}: {task.error_message})")
-    return {**result, "phases": phases}
+    thumb_bytes = 0
+    if os.environ.get("S3_BUCKET"):  # make sure the bucket, not local disk, was measured
+        from django.core.files.storage import default_storage
+
+        if type(default_storage._wrapped).__name__ != "S3Storage":
+            raise SystemExit(f"default storage is {type(default_storage._wrapped).__name__}, not S3Storage")
+        for image in GalleryImage.objects.filter(task=task):
+            if default_storage.size(image.file.name) != image.bytes:
+                raise SystemExit(f"{image.file.name} in the bucket is not the {image.bytes} bytes downloaded")
+            thumb_bytes += default_storage.size(image.thumbnail.name)
+    return {**result, "phases": phases, "thumb_bytes": thumb_bytes}
+
+
+def time_s3_storage(phases, lock):
+    """Splits save_exactly's time on S3: each thread's boto3 resource (django-storages makes one
+    per thread, on its first request), the HEAD before saving, and the uploads."""
+    from django.core.files.storage import default_storage
+
+    default_storage._setup()
+    storage = default_storage._wrapped
+    cls = type(storage)
+    original = cls.connection.fget
+    label = "  in save: a boto3 session + resource per thread (S3Storage.connection)"
+    make = timed(phases, lock, label, original)
+
+    def connection(self):
+        if getattr(self._connections, "connection", None) is not None:
+            return self._connections.connection
+        return make(self)
+
+    cls.connection = property(connection)
+    for name, attribute in [
+        ("  in save: HEAD (exists), incl. the thread's first connection", "exists"),
+        ("  in save: upload (S3Storage._save: upload_fileobj)", "_save"),
+        ("  in save: delete", "delete"),
+    ]:
+        setattr(storage, attribute, timed(phases, lock, name, getattr(storage, attribute)))
 
 
 def warm_up():
