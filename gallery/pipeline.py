@@ -390,8 +390,11 @@ def create_at(task, provider):
     task.update_fields(create_started_at=timezone.now())
     try:
         return router.call(provider.name, lambda: provider.create(generation_request(task, urls)))
-    except ProviderError:
-        task.update_fields(create_started_at=None)
+    except ProviderError as e:
+        # A call that timed out may have reached the provider, which may be making images we will
+        # never hear of: recorded on the task, like a create cut short by a crash.
+        uncertain = task.uncertain_creates + (e.code == "timeout")
+        task.update_fields(create_started_at=None, uncertain_creates=uncertain)
         raise
 
 

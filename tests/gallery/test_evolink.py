@@ -280,7 +280,10 @@ def test_a_slow_answer_times_out_and_is_retried(fake, team, alice, monkeypatch):
     task.refresh_from_db()
     assert task.status == Status.QUEUED and task.error_code == "timeout"
     assert task.error_message == "EvoLink did not answer in time. Trying again…"
+    # The slow create reached EvoLink, which made that task too: the possible double is recorded.
+    assert task.uncertain_creates == 1
     assert run_until_final(task).status == Status.COMPLETED
+    assert len(fake.created) == 2 and task.uncertain_creates == 1
 
 
 @pytest.mark.parametrize("route", ["create", "get"])
