@@ -491,5 +491,8 @@ LOGGING = {
         "gallery": {"handlers": [], "level": LOG_LEVEL},
         "django": {"handlers": [], "level": "INFO"},
         "django.server": {"handlers": [], "level": "WARNING"},
+        # Every unhandled error of a request (a 500), with its traceback and request id, even
+        # with DEBUG off: said here, not left to Django's defaults.
+        "django.request": {"handlers": [], "level": "ERROR", "propagate": True},
     },
 }

@@ -44,9 +44,11 @@ def _build(name):
         from .byteplus import BytePlusProvider
 
         return BytePlusProvider()
+    from gallery.models import SandboxRun
+
     from .sandbox import SandboxProvider
 
-    return SandboxProvider()
+    return SandboxProvider(SandboxRun.objects)
 
 
 def default_provider_name(model=None, quality=None):

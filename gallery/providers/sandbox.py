@@ -20,7 +20,6 @@ from django.utils import timezone
 
 from gallery import options
 from gallery.images.sandbox import render_sandbox_image
-from gallery.models import SandboxRun
 
 from .base import ProviderError, UpstreamTask
 
@@ -51,7 +50,14 @@ def output_size(request):
 
 
 class SandboxProvider:
+    """An offline upstream. Its own record of the runs it was asked for (what a real upstream
+    keeps on its side) is `runs`, a store given by whoever builds it (the SandboxRun table, so
+    every process sees the same runs); the provider itself imports no models."""
+
     name = "sandbox"
+
+    def __init__(self, runs):
+        self.runs = runs
 
     def deliver_reference(self, data, image_format):
         """Keeps what an upstream's file service would receive, under a random name."""
@@ -73,13 +79,13 @@ class SandboxProvider:
                 code=kind,
                 retryable=retryable,
             )
-        attempt = SandboxRun.objects.filter(client_ref=request.client_ref).count() + 1
+        attempt = self.runs.filter(client_ref=request.client_ref).count() + 1
         failure = found.get("fail", "")
         if "flaky" in found and attempt == 1:
             failure = "service_error"
         width, height = output_size(request)
         count = min(request.n, int(found["fewer"])) if found.get("fewer", "").isdigit() else request.n
-        run = SandboxRun.objects.create(
+        run = self.runs.create(
             id=f"sandbox-{uuid.uuid4().hex}",
             client_ref=request.client_ref,
             params={
@@ -98,7 +104,7 @@ class SandboxProvider:
         return UpstreamTask(id=run.id, status="pending")
 
     def get(self, upstream_id):
-        run = SandboxRun.objects.filter(pk=upstream_id).first()
+        run = self.runs.filter(pk=upstream_id).first()
         if run is None:
             raise ProviderError.from_task_code("resource_not_found")
         params = run.params
@@ -116,7 +122,7 @@ class SandboxProvider:
         # The run is read here, on the caller's thread; the drawing happens when the stream is
         # opened, on whichever thread reads it (the Provider protocol's open_result).
         run_id, _, index = url.removeprefix("sandbox://").partition("/")
-        run = SandboxRun.objects.filter(pk=run_id).first()
+        run = self.runs.filter(pk=run_id).first()
         if run is None or not index.isdigit() or int(index) >= run.params["count"]:
             raise ProviderError("The sandbox has no such image.", code="result_not_found")
         return _drawn(run.params, int(index))

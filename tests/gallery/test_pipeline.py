@@ -15,6 +15,7 @@ from PIL import Image
 
 from gallery import pipeline, sweeper
 from gallery.models import GenerationTask, SandboxRun, Status, WorkerHeartbeat
+from gallery.providers import get_provider
 from gallery.providers.sandbox import SandboxProvider
 from tests.factories import make_reference, make_task, run_until_final
 
@@ -131,7 +132,7 @@ def test_storing_each_image_twice_leaves_one_row_and_one_file(team, alice, setti
     assert task.take_lease()  # as a worker would
     pipeline.follow(task)  # → storing, with result URLs
     assert task.status == Status.STORING
-    provider = SandboxProvider()
+    provider = get_provider("sandbox")
     for _ in range(2):
         for index, url in enumerate(task.result_urls):
             pipeline.store_one(task, provider, index, url)
@@ -164,7 +165,7 @@ def test_a_file_left_by_a_crashed_store_is_replaced_not_duplicated(team, alice, 
 def test_delivering_references_twice_gives_the_same_urls(team, alice):
     task = make_task(team, alice, references=[make_reference(), make_reference(colour="blue")])
     assert task.take_lease()
-    provider = SandboxProvider()
+    provider = get_provider("sandbox")
     first = pipeline.deliver_references(task, provider)
     second = pipeline.deliver_references(task, provider)
     assert first == second and len(first) == 2
@@ -206,7 +207,7 @@ def test_a_task_storing_at_its_deadline_keeps_the_images_it_has(team, alice):
     task.refresh_from_db()
     assert task.take_lease()
     pipeline.follow(task)
-    pipeline.store_one(task, SandboxProvider(), 0, task.result_urls[0])
+    pipeline.store_one(task, get_provider("sandbox"), 0, task.result_urls[0])
     task.release_lease()
     GenerationTask.objects.filter(pk=task.pk).update(deadline_at=timezone.now() - timedelta(seconds=1))
     pipeline.advance(task.pk)
@@ -285,7 +286,7 @@ def test_cancel_stops_following_and_keeps_stored_images(team, alice):
     task.refresh_from_db()
     assert task.take_lease()
     pipeline.follow(task)
-    pipeline.store_one(task, SandboxProvider(), 0, task.result_urls[0])
+    pipeline.store_one(task, get_provider("sandbox"), 0, task.result_urls[0])
     task.release_lease()
     task.refresh_from_db()
     assert pipeline.cancel(task) is True
