@@ -411,3 +411,65 @@ def build_images(folder, kinds, count, size=SIZE):
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(_build_one, jobs))
     return paths
+
+
+GALLERY_WORDS = ["lighthouse", "fox", "perfume bottle", "city at night", "astronaut", "island map"]
+
+
+def gallery_prompt(i):
+    return f"A {GALLERY_WORDS[i % len(GALLERY_WORDS)]}, study {i}"
+
+
+def bulk_images(team, user, count, batch=5000, prompt=gallery_prompt):
+    """`count` images newest first, one task each (image i's prompt is `prompt(i)`), sharing one
+    real original and thumbnail. Returns the images."""
+    import hashlib
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from gallery.images.decode import make_thumbnail
+    from gallery.models import GalleryImage, GenerationTask
+
+    data = encode(photo_image(1, 256), "jpeg")
+    original = default_storage.save(f"bench/{team.pk}/original.jpg", ContentFile(data))
+    thumbnail = default_storage.save(f"bench/{team.pk}/thumb.webp", ContentFile(make_thumbnail(data)))
+    digest = hashlib.sha256(data).hexdigest()
+    now = timezone.now()
+    made = []
+    for start in range(0, count, batch):
+        tasks = GenerationTask.objects.bulk_create(
+            GenerationTask(
+                team=team,
+                created_by=user,
+                prompt=prompt(i),
+                sent_prompt=prompt(i),
+                provider="sandbox",
+                status="completed",
+                created_at=now - timedelta(seconds=i),
+                deadline_at=now,
+                storage_key=f"b{i}",
+            )
+            for i in range(start, min(start + batch, count))
+        )
+        made += GalleryImage.objects.bulk_create(
+            GalleryImage(
+                team=team,
+                task=task,
+                index=0,
+                file=original,
+                thumbnail=thumbnail,
+                width=256,
+                height=256,
+                format="JPEG",
+                bytes=len(data),
+                sha256=digest,
+                created_at=task.created_at,
+            )
+            for task in tasks
+        )
+    if any(image.pk is None for image in made):  # databases that do not return ids from bulk inserts
+        made = list(GalleryImage.objects.for_team(team).newest_first())
+    return made

@@ -117,8 +117,8 @@ def pages_child(spec):
     big_team, big_user = common.migrate_and_owner()
     small_team, small_user = second_team()
     started = time.monotonic()
-    big_images = bulk_images(big_team, big_user, spec["big"])
-    small_images = bulk_images(small_team, small_user, 100)
+    big_images = common.bulk_images(big_team, big_user, spec["big"])
+    small_images = common.bulk_images(small_team, small_user, 100)
     insert_seconds = time.monotonic() - started
     with connection.cursor() as cursor:
         # Fresh statistics (and on PostgreSQL a visibility map), as autovacuum keeps them in use.
@@ -177,61 +177,6 @@ def second_team():
 
     user = User.objects.create_user("small", email="small@example.com", password=None)
     return Team.create_with_owner("Small", user), user
-
-
-def bulk_images(team, user, count, batch=5000):
-    """`count` images newest first, one task each, sharing one real original and thumbnail."""
-    import hashlib
-    from datetime import timedelta
-
-    from django.core.files.base import ContentFile
-    from django.core.files.storage import default_storage
-    from django.utils import timezone
-
-    from gallery.images.decode import make_thumbnail
-    from gallery.models import GalleryImage, GenerationTask
-
-    data = common.encode(common.photo_image(1, 256), "jpeg")
-    original = default_storage.save(f"bench/{team.pk}/original.jpg", ContentFile(data))
-    thumbnail = default_storage.save(f"bench/{team.pk}/thumb.webp", ContentFile(make_thumbnail(data)))
-    digest = hashlib.sha256(data).hexdigest()
-    now = timezone.now()
-    words = ["lighthouse", "fox", "perfume bottle", "city at night", "astronaut", "island map"]
-    made = []
-    for start in range(0, count, batch):
-        tasks = GenerationTask.objects.bulk_create(
-            GenerationTask(
-                team=team,
-                created_by=user,
-                prompt=f"A {words[i % len(words)]}, study {i}",
-                sent_prompt=f"A {words[i % len(words)]}, study {i}",
-                provider="sandbox",
-                status="completed",
-                created_at=now - timedelta(seconds=i),
-                deadline_at=now,
-                storage_key=f"b{i}",
-            )
-            for i in range(start, min(start + batch, count))
-        )
-        made += GalleryImage.objects.bulk_create(
-            GalleryImage(
-                team=team,
-                task=task,
-                index=0,
-                file=original,
-                thumbnail=thumbnail,
-                width=256,
-                height=256,
-                format="JPEG",
-                bytes=len(data),
-                sha256=digest,
-                created_at=task.created_at,
-            )
-            for task in tasks
-        )
-    if any(image.pk is None for image in made):  # databases that do not return ids from bulk inserts
-        made = list(GalleryImage.objects.for_team(team).newest_first())
-    return made
 
 
 # (b) ZIP --------------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def search_child(spec):
     from django.test import Client
 
     team, user = common.migrate_and_owner()
-    bulk_images(team, user, spec["size"])
+    common.bulk_images(team, user, spec["size"], prompt=prompt)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
     client = Client(SERVER_NAME="127.0.0.1")
@@ -117,40 +117,6 @@ def search_child(spec):
             timings[label].append(time.perf_counter() - started)
     common.answer(spec, {**{label: {"median": statistics.median(values), "best": min(values), "found": found[label]}
                             for label, values in timings.items()}, "plans": plans})
-
-
-def bulk_images(team, user, count, batch=5000):
-    """`count` images, one task each, sharing one real original and thumbnail."""
-    import hashlib
-    from datetime import timedelta
-
-    from django.core.files.base import ContentFile
-    from django.core.files.storage import default_storage
-    from django.utils import timezone
-
-    from gallery.images.decode import make_thumbnail
-    from gallery.models import GalleryImage, GenerationTask
-
-    data = common.encode(common.photo_image(1, 256), "jpeg")
-    original = default_storage.save(f"bench/{team.pk}/original.jpg", ContentFile(data))
-    thumbnail = default_storage.save(f"bench/{team.pk}/thumb.webp", ContentFile(make_thumbnail(data)))
-    digest = hashlib.sha256(data).hexdigest()
-    now = timezone.now()
-    for start in range(0, count, batch):
-        tasks = GenerationTask.objects.bulk_create(
-            GenerationTask(
-                team=team, created_by=user, prompt=prompt(i), sent_prompt=prompt(i), provider="sandbox",
-                status="completed", created_at=now - timedelta(seconds=i), deadline_at=now, storage_key=f"s{i}",
-            )
-            for i in range(start, min(start + batch, count))
-        )
-        GalleryImage.objects.bulk_create(
-            GalleryImage(
-                team=team, task=task, index=0, file=original, thumbnail=thumbnail, width=256, height=256,
-                format="JPEG", bytes=len(data), sha256=digest, created_at=task.created_at,
-            )
-            for task in tasks
-        )
 
 
 def prompt(i):
