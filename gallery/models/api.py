@@ -12,6 +12,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from .tasks import StoredReference
 from .teams import Team
 
 KEY_PREFIX = "sk-studio-"
@@ -147,22 +148,15 @@ class IdempotencyRecord(models.Model):
         return f"{self.key} ({self.response_status or 'in flight'})"
 
 
-class ApiFile(models.Model):
+class ApiFile(StoredReference):
     """A reference image uploaded through the file service; its file_url works in image_urls."""
 
     file_id = models.CharField(max_length=40, unique=True)
     team = models.ForeignKey(Team, models.CASCADE, related_name="+")
     api_key = models.ForeignKey(ApiKey, models.SET_NULL, null=True, related_name="+")
-    file = models.FileField(max_length=255)
-    original_name = models.CharField(max_length=255, blank=True)
-    format = models.CharField(max_length=10)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    bytes = models.PositiveIntegerField()
-    sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
+    class Meta(StoredReference.Meta):
         ordering = ["-created_at", "-id"]
 
     def __str__(self):

@@ -342,10 +342,10 @@ class GenerationTask(models.Model):
         return f"results/{self.team_id}/{day}/{self.storage_key}-{index}{suffix}"
 
 
-class ReferenceImage(models.Model):
-    task = models.ForeignKey(GenerationTask, models.CASCADE, related_name="references")
-    team = models.ForeignKey(Team, models.CASCADE, related_name="+")
-    position = models.PositiveSmallIntegerField()
+class StoredReference(models.Model):
+    """A reference image the studio keeps: its file and the facts checked when it came in (a
+    task's reference, or a file uploaded through the Team API's file service)."""
+
     file = models.FileField(max_length=255)
     original_name = models.CharField(max_length=255, blank=True)
     format = models.CharField(max_length=10)
@@ -353,10 +353,19 @@ class ReferenceImage(models.Model):
     height = models.PositiveIntegerField()
     bytes = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        abstract = True
+
+
+class ReferenceImage(StoredReference):
+    task = models.ForeignKey(GenerationTask, models.CASCADE, related_name="references")
+    team = models.ForeignKey(Team, models.CASCADE, related_name="+")
+    position = models.PositiveSmallIntegerField()
     upstream_file_id = models.CharField(max_length=200, blank=True)
     upstream_url = models.URLField(max_length=2048, blank=True)
 
-    class Meta:
+    class Meta(StoredReference.Meta):
         ordering = ["position"]
         constraints = [models.UniqueConstraint("task", "position", name="reference_position")]
 
