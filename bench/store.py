@@ -17,7 +17,9 @@ through default_storage, the GalleryImage rows written by the thread holding the
 
 Each measurement runs in a fresh process, which reports its wall time and its peak RSS growth
 (VmHWM after − VmRSS before, with VmHWM reset just before the timed part). Runs are interleaved
-(floor, store, floor, store, …) and medians reported. Goal: ≤ 1.5× the floor's time and ≤ 150 MB
+(floor, store, floor, store, …) and medians reported. `--link 1000` paces the server as one
+1 Gbit/s link shared by all connections (floor and store alike), as an upstream's CDN over a
+real network: what the store costs beyond the download when the download is not free. Goal: ≤ 1.5× the floor's time and ≤ 150 MB
 peak RSS growth. `--parallel 1,2,4` measures several STORE_PARALLEL values (default: the
 setting's default); `--profile` adds a cProfile of one measured run per set.
 
@@ -62,6 +64,9 @@ def main(argv=None):
         parser.add_argument("--sets", default=",".join(kind for kind, _ in SETS),
                             help="which sets (default %(default)s)")
         parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each (default 3)")
+        parser.add_argument("--link", type=float, metavar="MBIT",
+                            help="serve the images over one link of this many Mbit/s shared by all "
+                                 "connections (default: loopback at full speed)")
         parser.add_argument("--s3", action="store_true",
                             help="store to S3 at a local s3rver; the floor uploads the same bytes raw with boto3")
 
@@ -77,13 +82,14 @@ def main(argv=None):
 
     if args.s3:
         return main_s3(args, count, repeats, sets, parallels)
-    common.heading(f"store: {count} × 4K results from a local HTTP server")
+    link = f", over a {args.link:g} Mbit/s link" if args.link else ""
+    common.heading(f"store: {count} × 4K results from a local HTTP server{link}")
     with common.temp_dir("seedream-bench-store-") as tmp:
         started = time.monotonic()
         paths = common.build_images(tmp / "served", [kind for kind, _ in sets], count)
         common.note(f"built {count * len(sets)} test images in {time.monotonic() - started:.1f} s")
         with common.bench_database(tmp, "seedream_bench_store") as (database_url, db_name), \
-                serve(tmp / "served") as port:
+                serve(tmp / "served", args.link) as port:
             # The results are plain http on 127.0.0.1, which the studio refuses in production.
             env = common.process_env(database_url, tmp / "media", tmp, ALLOW_HTTP_URLS="true",
                                      ALLOW_LOOPBACK_URLS="true")
@@ -253,6 +259,7 @@ class FileHandler(BaseHTTPRequestHandler):
     """GET of a file under the served folder, sent with sendfile(2); anything else is 404."""
 
     folder: Path
+    link = None  # a Link when --link is given: all connections share its bandwidth
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
@@ -267,15 +274,38 @@ class FileHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(size))
             self.end_headers()
             self.wfile.flush()
-            self.connection.sendfile(f)
+            if self.link is None:
+                self.connection.sendfile(f)
+                return
+            for offset in range(0, size, CHUNK):  # paced by the shared link, one chunk at a time
+                self.link.wait_to_send(min(CHUNK, size - offset))
+                self.connection.sendfile(f, offset, CHUNK)
 
     def log_message(self, *args):
         pass
 
 
+class Link:
+    """One network link of `mbit` Mbit/s shared by every connection: each chunk is sent when the
+    link is free for it, as an upstream's CDN behind a real network would pace it."""
+
+    def __init__(self, mbit):
+        self.bytes_per_second = mbit * 1_000_000 / 8
+        self.free_at = 0.0
+        self.lock = threading.Lock()
+
+    def wait_to_send(self, n):
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.free_at)
+            self.free_at = start + n / self.bytes_per_second
+        time.sleep(max(0.0, start - now))
+
+
 @contextlib.contextmanager
-def serve(folder):
-    handler = type("Handler", (FileHandler,), {"folder": Path(folder).resolve()})
+def serve(folder, link_mbit=None):
+    handler = type("Handler", (FileHandler,), {"folder": Path(folder).resolve(),
+                                               "link": Link(link_mbit) if link_mbit else None})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="bench-http", daemon=True)

@@ -10,6 +10,7 @@ any task whose job was lost, so a worker killed at any point loses nothing.
 import ctypes
 import hashlib
 import logging
+import os
 import platform
 import random
 import secrets
@@ -233,18 +234,8 @@ def retry(task, user):
             "retried as it was. Remix it instead and add the references again."
         ) from e
     cleaned = {
-        "model": task.model,
-        "output_format": task.output_format,
-        "web_search": task.web_search,
-        "watermark": task.watermark,
-        "background": task.background,
-        "prompt": task.prompt,
-        "ask_for_n": task.ask_for_n,
-        "size": task.size,
-        "quality": task.quality,
+        **task.chosen(),
         "custom_size": (task.custom_width, task.custom_height) if task.custom_width else None,
-        "n": task.n,
-        "priority": task.priority,
         "references": refs,
     }
     return submit(task.team, user, cleaned, retry_of=task)
@@ -563,34 +554,44 @@ def get_provider_or_fail(task):
 def store_results(task):
     """Downloads and stores each result not stored yet, several at once, then completes the task.
 
-    Up to STORE_PARALLEL results are downloaded, checked and saved at the same time, each on a
-    thread of its own; their decoding is bounded apart, by memory (DECODE_MEMORY_BYTES). This
-    thread, which holds the lease, is the only one that renews it and the only one that uses the
-    database: it opens each result (a provider may read the database there), writes each row as
-    its files are saved, and renews the lease whenever a result arrives and at least every third
-    of the lease meanwhile. As one at a time: a final problem with one image is recorded and the
-    others go on; a passing one (network, full disk) starts no further download, lets those
-    under way finish and leaves the rest to the next check. If the lease is lost, downloads stop
-    at their next chunk and nothing more is saved.
+    Two stages, each on threads of its own: up to STORE_PARALLEL downloads at once (a download
+    holds one chunk in memory and streams to a temporary file), and as many checks as the machine
+    has CPUs (one decode that proves the image and makes its thumbnail, then the two files saved),
+    bounded apart by memory (DECODE_MEMORY_BYTES). A download hands its file to a check and makes
+    room for the next download, so the link stays busy while earlier results decode.
+
+    This thread, which holds the lease, is the only one that renews it and the only one that uses
+    the database: it opens each result (a provider may read the database there), writes each row
+    as its files are saved, and renews the lease whenever a stage ends and at least every third of
+    the lease meanwhile. As one at a time: a final problem with one image is recorded and the
+    others go on; a passing one (network, full disk) starts no further download, lets those under
+    way finish and leaves the rest to the next check. If the lease is lost, downloads stop at
+    their next chunk and nothing more is saved.
     """
     provider = get_provider(task.provider)
     stored = set(task.images.values_list("index", flat=True))
     waiting = [(index, url) for index, url in enumerate(task.result_urls) if index not in stored]
-    errors, retry_message, running = {}, None, {}
+    errors, retry_message = {}, None
+    downloading, checking = {}, {}
     stop = threading.Event()
-    with ThreadPoolExecutor(settings.STORE_PARALLEL, thread_name_prefix=f"store-{task.pk}") as pool:
+    with ThreadPoolExecutor(settings.STORE_PARALLEL, thread_name_prefix=f"download-{task.pk}") as downloads, \
+            ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix=f"check-{task.pk}") as checks:
         try:
-            while running or (waiting and retry_message is None):
+            while downloading or checking or (waiting and retry_message is None):
                 task.extend_lease()
-                while waiting and retry_message is None and len(running) < settings.STORE_PARALLEL:
+                while waiting and retry_message is None and len(downloading) < settings.STORE_PARALLEL:
                     index, url = waiting.pop(0)
-                    running[_start(pool, task, provider, index, url, stop)] = index
-                done, _ = futures.wait(running, timeout=settings.TASK_LEASE_SECONDS / 3,
+                    downloading[_start_download(downloads, provider, url, stop)] = index
+                done, _ = futures.wait([*downloading, *checking], timeout=settings.TASK_LEASE_SECONDS / 3,
                                        return_when=futures.FIRST_COMPLETED)
                 for future in done:
-                    index = running.pop(future)
+                    stage = downloading if future in downloading else checking
+                    index = stage.pop(future)
                     try:
-                        record_result(task, future.result())
+                        if stage is downloading:
+                            checking[checks.submit(_in_thread, check_result, task, index, future.result(), stop)] = index
+                        else:
+                            record_result(task, future.result())
                     except RetryLater as e:
                         retry_message = retry_message or str(e)
                     except (ProviderError, InvalidImage, TooLarge) as e:
@@ -598,20 +599,27 @@ def store_results(task):
                         log.warning("Task %s: result %s not stored: %s", task.pk, index, e)
         finally:
             stop.set()  # a lost lease or a bug: the threads still running stop at their next chunk
+            for future in downloading:  # files downloaded for no check
+                with suppress(Exception):
+                    future.result().close()
     if retry_message:
         task.update_fields(next_check_at=backoff(task, attempt=2), error_message=retry_message)
         return
     complete(task, errors)
 
 
-def _start(pool, task, provider, index, url, stop):
+# Checks at once: one decode per CPU keeps them busy; more would only wait for one.
+CHECK_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _start_download(pool, provider, url, stop):
     try:
         opened = provider.open_result(url)
     except ProviderError as e:  # reported like a failed download, through the same future
         failed = futures.Future()
         failed.set_exception(_retry_later_if_passing(e))
         return failed
-    return pool.submit(_in_thread, fetch_result, task, index, opened, stop)
+    return pool.submit(_in_thread, download_result, opened, stop)
 
 
 def _in_thread(function, *args):
@@ -631,7 +639,7 @@ def store_one(task, provider, index, url):
         opened = provider.open_result(url)
     except ProviderError as e:
         raise _retry_later_if_passing(e) from e
-    record_result(task, fetch_result(task, index, opened))
+    record_result(task, check_result(task, index, download_result(opened)))
 
 
 class Stopped(Exception):
@@ -646,27 +654,40 @@ class FetchedResult:
     info: ImageInfo
 
 
-def fetch_result(task, index, opened, stop=None):
-    """Downloads one result (`opened`: what provider.open_result returned), checks it, makes its
-    thumbnail and saves both under the task's deterministic names. No database access: this runs
-    on the store's threads. Raises RetryLater for passing problems, as store_results expects."""
+def download_result(opened, stop=None):
+    """Downloads one result (`opened`: what provider.open_result returned) to a temporary file:
+    a _Download, with the `size` and `sha256` read on the way. No database access: this runs on
+    the store's threads. Raises RetryLater for passing problems, as store_results expects."""
     download = _Download()
     try:
-        if stop is not None and stop.is_set():
-            raise Stopped()
+        _raise_if(stop)
         try:
             with opened as chunks:
-                tmp, size, digest = read_capped(_unless(stop, chunks), settings.MAX_RESULT_BYTES, into=download.file)
+                _, download.size, download.sha256 = read_capped(
+                    _unless(stop, chunks), settings.MAX_RESULT_BYTES, into=download.file
+                )
         except ProviderError as e:
             raise _retry_later_if_passing(e) from e
-        info, thumbnail = check_with_thumbnail(tmp, size, digest, reserve=DECODE_BUDGET.reserve)
-        if stop is not None and stop.is_set():
-            raise Stopped()
-        tmp.seek(0)
+    except BaseException:
+        download.close()
+        raise
+    return download
+
+
+def check_result(task, index, download, stop=None):
+    """Checks a downloaded result, makes its thumbnail and saves both under the task's
+    deterministic names (the download is moved into place on local disk, not copied). No
+    database access: this runs on the store's threads."""
+    try:
+        _raise_if(stop)
+        info, thumbnail = check_with_thumbnail(download.file, download.size, download.sha256,
+                                               reserve=DECODE_BUDGET.reserve)
+        _raise_if(stop)
+        download.file.seek(0)
         name = task.images_expected_name(index, options.extension(info.format))
         thumb_name = task.images_expected_name(index, ".thumb.webp")
         try:
-            save_exactly(name, download)  # moved into place on local disk, not copied
+            save_exactly(name, download)
             save_exactly(thumb_name, ContentFile(thumbnail))
         except OSError as e:
             raise RetryLater(f"Could not save the images ({e.strerror or e}). Retrying…") from e
@@ -704,19 +725,25 @@ def _retry_later_if_passing(error):
     return error
 
 
+def _raise_if(stop):
+    if stop is not None and stop.is_set():
+        raise Stopped()
+
+
 def _unless(stop, chunks):
     for chunk in chunks:
-        if stop is not None and stop.is_set():
-            raise Stopped()
+        _raise_if(stop)
         yield chunk
 
 
 class _Download(File):
-    """A result as it downloads: a named temporary file, which local storage moves into place."""
+    """A result as it downloads: a named temporary file, which local storage moves into place,
+    with the size and SHA-256 of what was read into it."""
 
     def __init__(self):
         file = tempfile.NamedTemporaryFile(suffix=".download", dir=settings.FILE_UPLOAD_TEMP_DIR)  # noqa: SIM115
         super().__init__(file)
+        self.size, self.sha256 = 0, ""
 
     def temporary_file_path(self):
         return self.file.name

@@ -379,18 +379,8 @@ def remix_initial(team, query):
     task = GenerationTask.objects.for_team(team).filter(pk=_uuid(query.get("remix"))).first()
     if task:
         initial = {
-            "model": task.model,
-            "output_format": task.output_format,
-            "web_search": task.web_search,
-            "watermark": task.watermark,
-            "background": task.background,
-            "prompt": task.prompt,
-            "size": task.size,
-            "quality": task.quality,
+            **task.chosen(),
             "custom_size": f"{task.custom_width}x{task.custom_height}" if task.custom_width else "",
-            "n": task.n,
-            "ask_for_n": task.ask_for_n,
-            "priority": task.priority,
             "keep_reference": list(task.references.values_list("pk", flat=True)),
         }
         if task.compare_group and query.get("compare"):  # the whole comparison, on the same models

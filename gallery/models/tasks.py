@@ -241,6 +241,14 @@ class GenerationTask(models.Model):
         words += [f"{self.background} background"] if self.background else []
         return " · ".join(words)
 
+    # What a person chose for this task, by the studio form's field names: what Remix shows and
+    # Retry submits again (each adds the size and references in its own form).
+    CHOSEN = ("model", "prompt", "size", "quality", "n", "ask_for_n", "priority", "output_format", "web_search",
+              "watermark", "background")
+
+    def chosen(self):
+        return {name: getattr(self, name) for name in self.CHOSEN}
+
     @property
     def shape(self):
         """The aspect ratio the images will have, for placeholders of the right shape."""

@@ -12,7 +12,6 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.http import Http404, JsonResponse
 from django.http.multipartparser import MultiPartParserError
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -122,21 +121,26 @@ def credits_view(request):
 
 @require_GET
 def result_file(request, token):
-    pk = unsign(token, RESULT_SALT)
-    image = get_object_or_404(GalleryImage, pk=pk) if pk else None
-    if image is None:
-        raise Http404("This link is not valid, or it has expired: GET the task again for a fresh one.")
+    image = _signed_for(GalleryImage, token, RESULT_SALT,
+                        "This link is not valid, or it has expired: GET the task again for a fresh one.")
     return _serve(request, image.file, image.content_type, PRIVATE_HOUR, etag=f'"{image.sha256}"')
 
 
 @require_GET
 def file_content(request, token):
-    pk = unsign(token, FILE_SALT)
-    api_file = get_object_or_404(ApiFile, pk=pk) if pk else None
-    if api_file is None:
-        raise Http404("This link is not valid, or it has expired.")
+    api_file = _signed_for(ApiFile, token, FILE_SALT, "This link is not valid, or it has expired.")
     return _serve(request, api_file.file, options.content_type(api_file.format), PRIVATE_HOUR,
                   etag=f'"{api_file.sha256}"')
+
+
+def _signed_for(model, token, salt, problem):
+    """The row a signed link names; 404 with `problem` if the link is forged, expired or its row
+    is gone."""
+    pk = unsign(token, salt)
+    found = model.objects.filter(pk=pk).first() if pk else None
+    if found is None:
+        raise Http404(problem)
+    return found
 
 
 @require_GET

@@ -213,16 +213,18 @@ def test_fifteen_results_download_store_parallel_at_a_time(server, storing_task,
         server.routes[path] = gate
     task = storing_task(*paths, server=server)
     threads_with_a_connection = []
-    fetch = pipeline.fetch_result
 
-    def fetch_and_check(*args):
-        try:
-            return fetch(*args)
-        finally:
-            if connection.connection is not None:  # this thread's own connection, if it opened one
-                threads_with_a_connection.append(threading.current_thread().name)
+    def noting_connections(stage):
+        def run(*args):
+            try:
+                return stage(*args)
+            finally:
+                if connection.connection is not None:  # this thread's own connection, if it opened one
+                    threads_with_a_connection.append(threading.current_thread().name)
+        return run
 
-    monkeypatch.setattr(pipeline, "fetch_result", fetch_and_check)
+    monkeypatch.setattr(pipeline, "download_result", noting_connections(pipeline.download_result))
+    monkeypatch.setattr(pipeline, "check_result", noting_connections(pipeline.check_result))
 
     pipeline.store_results(task)
 
@@ -231,6 +233,31 @@ def test_fifteen_results_download_store_parallel_at_a_time(server, storing_task,
     task.refresh_from_db()
     assert task.status == Status.COMPLETED and task.error_message == ""
     assert sorted(task.images.values_list("index", flat=True)) == list(range(15))
+
+
+def test_downloads_go_on_while_earlier_results_are_checked(server, storing_task, settings, monkeypatch):
+    settings.STORE_PARALLEL = 1  # one download at a time, yet the link never waits for a decode
+    for i in range(3):
+        server.routes[f"/{i}.png"] = send_bytes(png())
+    task = storing_task(*[f"/{i}.png" for i in range(3)], server=server)
+    check, checks, downloads_seen_by_the_first_check = pipeline.check_with_thumbnail, [], []
+
+    def slow_first_check(*args, **kwargs):
+        checks.append(args)
+        if len(checks) == 1:
+            deadline = time.monotonic() + 5
+            while len(server.received) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            downloads_seen_by_the_first_check.append(len(server.received))
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "check_with_thumbnail", slow_first_check)
+
+    pipeline.store_results(task)
+
+    assert downloads_seen_by_the_first_check == [3]
+    task.refresh_from_db()
+    assert task.status == Status.COMPLETED and task.images.count() == 3
 
 
 def test_rows_are_written_and_links_opened_only_on_the_thread_holding_the_lease(server, storing_task, monkeypatch):
@@ -307,19 +334,26 @@ def test_a_lease_lost_mid_store_stops_the_downloads_and_writes_no_more_rows(serv
     for i in range(2, 6):
         server.routes[f"/{i}.png"] = send_bytes(png())
     task = storing_task(*[f"/{i}.png" for i in range(6)], server=server)
-    record = pipeline.record_result
+    record, start_download = pipeline.record_result, pipeline._start_download
+    recorded, started_after_the_loss = [], []
 
     def record_then_lose_the_lease(task, fetched):
         record(task, fetched)
+        recorded.append(fetched.index)
         GenerationTask.objects.filter(pk=task.pk).update(lease_token="another-worker")
 
+    def start_noting_the_lease(*args):
+        started_after_the_loss.append(bool(recorded))
+        return start_download(*args)
+
     monkeypatch.setattr(pipeline, "record_result", record_then_lose_the_lease)
+    monkeypatch.setattr(pipeline, "_start_download", start_noting_the_lease)
 
     with pytest.raises(LeaseLost):
         pipeline.store_results(task)
 
-    assert list(task.images.values_list("index", flat=True)) == [0]
-    assert {r.path for r in server.received} <= {"/0.png", "/1.png"}  # nothing started after
+    assert len(recorded) == 1 and list(task.images.values_list("index", flat=True)) == recorded
+    assert not any(started_after_the_loss)  # no download started once the lease was gone
     assert len(chunks_sent) < 1024  # the endless download stopped long before 64 MB
 
 
