@@ -498,9 +498,20 @@
   // --- History: idle when hidden, announce finished tasks -------------------------------
   let lastHiddenPoll = 0;
   document.addEventListener("htmx:beforeRequest", (e) => {
-    if (e.detail.elt.id !== "history-poll" || !document.hidden) return;
+    if (e.detail.elt.id !== "history-poll") return;
+    // A task being sent comes back with the history: a poll now would only race it.
+    if (sending) { e.preventDefault(); return; }
+    if (!document.hidden) return;
     if (Date.now() - lastHiddenPoll < 10000) e.preventDefault(); // every ~10 s while hidden
     else lastHiddenPoll = Date.now();
+  });
+  // A submit, or anything else that brings a whole new history, makes a poll under way moot: its
+  // answer would come for a poller no longer on the page, and htmx could not place it ("Invalid
+  // re-target #history"). It is abandoned; the new history brings its own poller.
+  document.addEventListener("htmx:beforeRequest", (e) => {
+    const poll = document.getElementById("history-poll");
+    if (!poll || e.detail.elt === poll) return;
+    if (isForm(e) || (e.detail.target && e.detail.target.id === "history")) htmx.trigger(poll, "htmx:abort");
   });
 
   let statuses = null;

@@ -2,9 +2,11 @@
 Generate is always in reach, sending shows and every click is answered, rows are honest, the
 keyboard is enough, and axe-core finds nothing serious on any page, light or dark."""
 
+import contextlib
 import re
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from gallery.failures import FAILURES
@@ -173,6 +175,34 @@ def test_twenty_five_submissions_in_a_row_each_create_a_task(new_context, live_s
         assert answer.value.status == 200
         expect(first_row(page).locator(".task-prompt")).to_have_text(f"Submission {i}")
     assert GenerationTask.objects.count() == 25
+
+
+def test_a_poll_answered_after_a_submit_replaced_the_history_is_dropped(new_context, live_server, team, alice,
+                                                                        script_errors):
+    """Once, a poll sent just before a submit came back after the submit had replaced the history,
+    and htmx could not find where to put it ("Invalid re-target #history")."""
+    make_task(team, alice, prompt="Still running")  # the history polls while a task runs
+    page = new_context(**LAPTOP).new_page()
+    held = []
+    page.route(re.compile(r".*/history/\?v=.*"), lambda route: held.append(route))
+    sign_in(page, live_server)
+    for _ in range(50):
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the history did not poll"
+    page.locator("textarea[name=prompt]").fill("Sent while a poll travels")
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/")) as answer:
+        generate(page).click()
+    assert answer.value.status == 200
+    expect(first_row(page).locator(".task-prompt")).to_have_text("Sent while a poll travels")
+    page.unroute(re.compile(r".*/history/\?v=.*"))
+    for route in held:  # the poll's answer arrives now (if the page still wants it)
+        with contextlib.suppress(PlaywrightError):
+            route.continue_()
+    page.wait_for_timeout(500)
+    expect(first_row(page).locator(".task-prompt")).to_have_text("Sent while a poll travels")
+    assert script_errors == []
 
 
 def test_an_upload_the_server_refuses_says_so_next_to_generate(new_context, live_server, team, settings):
