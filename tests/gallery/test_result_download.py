@@ -260,6 +260,25 @@ def test_downloads_go_on_while_earlier_results_are_checked(server, storing_task,
     assert task.status == Status.COMPLETED and task.images.count() == 3
 
 
+def test_the_check_threads_are_kept_from_task_to_task(server, storing_task, monkeypatch):
+    """Storage clients are made per thread (S3: 0.1–0.2 s each): new threads for every task
+    would make them again for every task."""
+    check, threads = pipeline.check_result, set()
+
+    def noting_the_thread(*args):
+        threads.add(threading.get_ident())
+        return check(*args)
+
+    monkeypatch.setattr(pipeline, "check_result", noting_the_thread)
+    for task_number in range(3):
+        paths = [f"/{task_number}-{i}.png" for i in range(4)]
+        for path in paths:
+            server.routes[path] = send_bytes(png())
+        pipeline.store_results(storing_task(*paths, server=server))
+
+    assert len(threads) <= pipeline.CHECK_THREADS
+
+
 def test_rows_are_written_and_links_opened_only_on_the_thread_holding_the_lease(server, storing_task, monkeypatch):
     seen = []
     record, provider = pipeline.record_result, HttpResults()

@@ -21,6 +21,7 @@ from django.test import override_settings
 from PIL import Image
 from storages.backends.s3 import S3Storage
 
+from gallery import pipeline
 from gallery.management.commands import move_media_to_s3
 from gallery.models import GalleryImage, Status
 from tests.factories import make_finished_task, make_image, make_reference, make_task, run_until_final
@@ -90,6 +91,29 @@ def test_a_task_stores_its_original_thumbnail_and_references_in_the_bucket(s3_st
     assert Image.open(io.BytesIO(s3_storage.read(image.thumbnail.name))).format == "WEBP"
     assert sha256(s3_storage.read(reference.file.name)) == reference.sha256
     assert local_files(settings.MEDIA_ROOT) == []
+
+
+def test_a_result_left_by_a_crashed_attempt_is_replaced_in_place_without_a_look_first(s3_storage, monkeypatch):
+    """S3 with file_overwrite replaces an object on PUT and never renames: save_exactly asks
+    nothing first (a HEAD per file was 30 round trips a task)."""
+    default_storage.save("results/left-behind.png", ContentFile(b"half of an earlier try"))
+    looked = []
+    monkeypatch.setattr(S3Storage, "exists", lambda storage, name: looked.append(name) or True)
+
+    pipeline.save_exactly("results/left-behind.png", ContentFile(b"the whole image"))
+
+    assert looked == []
+    assert s3_storage.read("results/left-behind.png") == b"the whole image"
+
+
+def test_on_local_disk_a_left_file_is_still_removed_before_saving(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    default_storage.save("results/left-behind.png", ContentFile(b"half of an earlier try"))
+
+    pipeline.save_exactly("results/left-behind.png", ContentFile(b"the whole image"))
+
+    assert (tmp_path / "results" / "left-behind.png").read_bytes() == b"the whole image"
+    assert local_files(tmp_path) == ["results/left-behind.png"]
 
 
 # Media views
