@@ -294,7 +294,12 @@ MEDIA_URL = "/media/"  # never served directly: media views check team membershi
 S3_BUCKET = env_str("S3_BUCKET")
 
 
+S3_SINGLE_PUT_BYTES = 256 * 1024 * 1024  # above any result, reference or download the studio stores
+
+
 def s3_storage(bucket):
+    from boto3.s3.transfer import TransferConfig
+
     """The bucket's objects stay private: media views check the team, then redirect to a
     presigned URL that expires soon (gallery/storage.py)."""
     access_key, secret_key = env_str("S3_ACCESS_KEY_ID"), env_secret("S3_SECRET_ACCESS_KEY")
@@ -319,9 +324,13 @@ def s3_storage(bucket):
             # How long a presigned URL lives; SigV4 allows a week at most.
             "querystring_expire": env_number("S3_URL_EXPIRE_SECONDS", 300, minimum=1, maximum=604800),
             "default_acl": None,  # the bucket's own (private) policy, no per-object ACL
-            # The pipeline stores results under deterministic names and deletes before saving,
-            # so a name must never be changed to a free one.
+            # The pipeline stores results under deterministic names and replaces what a crashed
+            # attempt left there, so a name must never be changed to a free one.
             "file_overwrite": True,
+            # One PUT per file, streamed from it on the thread that saves: the default (8 MB
+            # parts on 10 threads per upload) reads every part into memory, so four 4K PNGs at
+            # once held ~4 × 31 MB more, and the local S3 server assembled parts (bench/store.py).
+            "transfer_config": TransferConfig(multipart_threshold=S3_SINGLE_PUT_BYTES, use_threads=False),
             # Downloads and ZIPs read an object through a temporary copy: past this size it is
             # kept on disk, not in memory (the default, 0, never leaves memory).
             "max_memory_size": 4 * 1024 * 1024,
