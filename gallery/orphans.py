@@ -128,6 +128,24 @@ def _local(storage, path):
     return name, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)
 
 
+# EvoLink's file service keeps an upload 72 hours (SPEC): the copies the studio keeps itself for
+# the sandbox and BytePlus expire the same way when no reference names them.
+UPSTREAM_COPY_LIFETIME = timedelta(hours=72)
+
+
+def expire_upstream_copies(before, storage=None):
+    """Deletes the copies of references made for an upstream (UPSTREAM_FOLDERS) that no reference
+    names and that are older than `before`: an upload whose worker was killed before it recorded
+    it (the next worker uploads again). Returns how many went."""
+    storage = storage or default_storage
+    named = set(ReferenceImage.objects.exclude(upstream_file_id="").values_list("upstream_file_id", flat=True))
+    expired = [name for folder in UPSTREAM_FOLDERS for name, _, modified in walk(storage, folder + "/")
+               if name not in named and modified < before]
+    for name in expired:
+        storage.delete(name)
+    return len(expired)
+
+
 def delete(findings, storage=None):
     """Deletes the orphan files found; returns how many went."""
     storage = storage or default_storage

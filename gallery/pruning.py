@@ -1,4 +1,4 @@
-"""Rows that grow with use, and how long each is kept. Run by every worker every PRUNE_SECONDS
+"""Rows (and the upstream copies of references) that grow with use, and how long each is kept. Run by every worker every PRUNE_SECONDS
 and by `manage.py prune`; each rule is a plain delete, so any number of workers may run it."""
 
 import logging
@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from gallery import ratelimit
+from gallery import orphans, ratelimit
 from gallery.api import idempotency
 from gallery.models import ProviderCall, SandboxRun, WorkerHeartbeat
 
@@ -35,6 +35,7 @@ def prune():
         # Failed-login counters outlive their lockout by a day; successful-login records a quarter.
         "login_attempts": AccessAttempt.objects.filter(attempt_time__lt=now - settings.AXES_COOLOFF_TIME - DAY).delete()[0],
         "login_records": AccessLog.objects.filter(attempt_time__lt=now - 90 * DAY).delete()[0],
+        "upstream_copies": orphans.expire_upstream_copies(now - orphans.UPSTREAM_COPY_LIFETIME),
     }
     if any(done.values()):
         log.info("Pruned %s", {what: count for what, count in done.items() if count})

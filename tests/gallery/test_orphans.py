@@ -2,13 +2,17 @@
 
 import os
 import time
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.utils import timezone
 
+from gallery import orphans as orphans_module
+from gallery import pipeline, pruning
 from tests.factories import make_finished_task, make_image, make_reference, make_task, run_until_final
 
 
@@ -70,6 +74,24 @@ def test_a_fresh_file_may_be_in_flight_and_is_left_alone(team, alice):
     old = time.time() - 2 * 86400
     os.utime(default_storage.path(name), (old, old))
     assert "deleted 1 orphan files" in orphans("--delete")
+
+
+def test_an_upload_no_reference_names_expires_after_72_hours_like_evolinks(storage, team, alice):
+    """A worker killed between uploading a reference for the sandbox (or BytePlus) and recording
+    it leaves a copy no row names; the next worker uploads again. The copy expires as EvoLink's
+    file service would let it."""
+    task = make_task(team, alice, references=[make_reference()])
+    pipeline.advance(task.pk)  # created upstream with its reference uploaded; not finished yet
+    recorded = task.references.get().upstream_file_id
+    assert recorded.startswith("sandbox/uploads/")  # still needed
+    left = default_storage.save("sandbox/uploads/left-by-a-killed-worker.png", ContentFile(b"u"))
+    now = timezone.now()
+
+    assert pruning.prune()["upstream_copies"] == 0  # both younger than 72 hours
+    assert orphans_module.expire_upstream_copies(now + timedelta(hours=1)) == 1
+
+    assert not default_storage.exists(left)
+    assert default_storage.exists(recorded)
 
 
 def test_it_reports_rows_whose_file_is_gone_and_never_deletes_rows(storage, team, alice):

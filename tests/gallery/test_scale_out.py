@@ -13,8 +13,10 @@ import time
 import httpx
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from PIL import Image
 
+from gallery import orphans
 from gallery.models import GalleryImage, GenerationTask, ReferenceImage, Status, WorkerHeartbeat
 from tests.factories import make_reference, make_task, png_bytes
 from tests.workers import kill, s3_env, start_worker, wait_until, worker_env
@@ -137,4 +139,9 @@ def test_tasks_survive_workers_killed_at_random_moments_on_redis_and_object_stor
         if task.status == Status.COMPLETED:
             assert task.images.count() == task.n, task
     assert GenerationTask.objects.filter(status=Status.COMPLETED).count() >= 10
+    # A kill between a reference's upload for the sandbox and its record leaves that copy, and
+    # only that, without a row: it expires as EvoLink's uploads do (72 hours).
+    left = set(s3_storage.keys()) - stored_names()
+    assert all(name.startswith("sandbox/uploads/") for name in left), left
+    assert orphans.expire_upstream_copies(timezone.now() + orphans.UPSTREAM_COPY_LIFETIME) == len(left)
     assert set(s3_storage.keys()) == stored_names()  # no object without a row, no row without its object
