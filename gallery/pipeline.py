@@ -611,21 +611,22 @@ def store_results(task):
 
 # Checks at once: one decode per CPU keeps them busy; more would only wait for one.
 CHECK_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-_check_pool = None
+_check_pool, _check_pool_made = None, threading.Lock()
 
 
 def check_pool():
     """The worker process's check threads, made once and kept: each thread keeps what storage
     makes per thread (django-storages' S3 client: 0.1–0.2 s and ~13 MB each) from task to task."""
     global _check_pool
-    if _check_pool is None:
-        _check_pool = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="check")
-    return _check_pool
+    with _check_pool_made:
+        if _check_pool is None:
+            _check_pool = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="check")
+        return _check_pool
 
 
-def _forget_check_pool():  # a forked child has none of its parent's threads
-    global _check_pool
-    _check_pool = None
+def _forget_check_pool():  # a forked child has none of its parent's threads (nor their lock)
+    global _check_pool, _check_pool_made
+    _check_pool, _check_pool_made = None, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_check_pool)
