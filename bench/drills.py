@@ -276,7 +276,7 @@ def outcome(task_ids, fake):
     result_files = [name for name, _, _ in walk(default_storage, "results")]
     found = orphans.find(grace=timedelta(0))
     duplicates = {prompt: count - 1 for prompt, count in fake.accepted.items() if count > 1}
-    recorded = {task.prompt: task.uncertain_creates for task in tasks}
+    recorded = {task.sent_prompt: task.uncertain_creates for task in tasks}  # the upstream counts what it was sent
     return {
         "tasks": len(tasks),
         "statuses": dict(statuses),
