@@ -39,6 +39,13 @@ def start_workers(count, env, tmp_path):
     return [start_worker(env, log) for log in logs], logs
 
 
+def stop_workers(workers, logs):
+    for worker in workers:
+        kill(worker)
+    for log in logs:
+        log.close()
+
+
 def log_tail(tmp_path, count=3000):
     return "\n".join(
         f"--- {path.name} ---\n{path.read_text(errors='replace')[-count:]}" for path in sorted(tmp_path.glob("worker-*.log"))
@@ -66,10 +73,7 @@ def test_the_whole_pipeline_runs_on_two_worker_processes_with_object_storage(
             assert client_alice.post("/", form).status_code == 302
         finished = wait_until(lambda: not GenerationTask.objects.needing_work().exists(), timeout=180)
     finally:
-        for worker in workers:
-            kill(worker)
-        for log in logs:
-            log.close()
+        stop_workers(workers, logs)
     assert finished, log_tail(tmp_path)
 
     tasks = list(GenerationTask.objects.order_by("created_at"))
@@ -128,10 +132,7 @@ def test_tasks_survive_workers_killed_at_random_moments_on_redis_and_object_stor
             workers[victim] = start_worker(env, logs[victim])
         finished = wait_until(lambda: not GenerationTask.objects.needing_work().exists(), timeout=180)
     finally:
-        for worker in workers:
-            kill(worker)
-        for log in logs:
-            log.close()
+        stop_workers(workers, logs)
     assert finished, f"{list(GenerationTask.objects.unfinished().values('status', 'retries'))}\n{log_tail(tmp_path)}"
 
     for task in GenerationTask.objects.filter(pk__in=[t.pk for t in tasks]):
