@@ -13,6 +13,7 @@ from django.db.models import Case, DecimalField, F, Sum, When
 from django.utils import timezone
 
 from .models import Charge, Status, Team
+from .options import say
 
 ZERO = Decimal(0)
 WARN_AT = Decimal("0.8")  # owners see a warning once this share of the budget is spent
@@ -155,17 +156,37 @@ def reserve(team, user, amount, month=None, excluding=None):
     if team.monthly_budget is not None:
         left = team.monthly_budget - spent(charges)
         if amount > left:
-            raise BudgetExceeded(
-                f"This would cost {money(amount)}, and the team has {money(max(left, ZERO))} left of its "
-                f"{money(team.monthly_budget)} budget for {month.label}. An owner can raise the budget on the Usage page."
-            )
+            raise BudgetExceeded(say(
+                "team_budget", cost=money(amount), left=money(max(left, ZERO)), budget=money(team.monthly_budget),
+                month=month.label,
+            ))
     if team.member_monthly_cap is not None and user is not None:
         left = team.member_monthly_cap - spent(charges.filter(user=user))
         if amount > left:
-            raise BudgetExceeded(
-                f"This would cost {money(amount)}, and you have {money(max(left, ZERO))} left of the "
-                f"{money(team.member_monthly_cap)} each member may spend in {month.label}. An owner can raise the cap."
-            )
+            raise BudgetExceeded(say(
+                "member_cap", cost=money(amount), left=money(max(left, ZERO)), cap=money(team.member_monthly_cap),
+                month=month.label,
+            ))
+
+
+def headroom(team, user):
+    """What is left this month of the team's budget and of this member's cap, for the studio to warn
+    before Generate with the sentences reserve() refuses with: {"month", "team", "member"}, each
+    of the last two None without a limit, else {"left", "limit"} in dollars (floats) and as text."""
+    month = Month.containing(team)
+    charges = charges_in(team, month)
+
+    def limit(amount, queryset):
+        if amount is None:
+            return None
+        left = max(amount - spent(queryset), ZERO)
+        return {"left": float(left), "leftText": money(left), "limitText": money(amount)}
+
+    return {
+        "month": month.label,
+        "team": limit(team.monthly_budget, charges),
+        "member": limit(team.member_monthly_cap, charges.filter(user=user)),
+    }
 
 
 def record(task):

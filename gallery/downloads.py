@@ -11,7 +11,7 @@ import zipfile
 from django.utils import timezone
 from django.utils.text import slugify
 
-from gallery import options
+from gallery import catalog, options
 from gallery.images.decode import InvalidImage
 from gallery.images.metadata import Metadata, Spliced, with_metadata
 
@@ -22,10 +22,26 @@ NAME_WORDS_CHARS = 60
 
 def file_name(image):
     """`a-lighthouse-at-dusk-2025-01-31-2.png`: the prompt's first words, the day, the image's
-    number in its task. Safe anywhere: no separators, quotes or control characters."""
-    words = slugify(image.task.prompt[:200], allow_unicode=True)[:NAME_WORDS_CHARS].strip("-_")
+    number in its task. An image of a comparison names its model after the prompt's words
+    (`a-lighthouse-at-dusk-seedream-4.5-2025-01-31-1.png`), so the models' images of one prompt
+    are told apart. Safe anywhere: no separators, quotes or control characters."""
+    task = image.task
+    words = slugify(task.prompt[:200], allow_unicode=True)[:NAME_WORDS_CHARS].strip("-_") or "seedream"
+    if task.compare_group:
+        words += f"-{model_tag(task)}"
     day = timezone.localtime(image.created_at).date().isoformat()
-    return f"{words or 'seedream'}-{day}-{image.index + 1}.{options.extension(image.format).lstrip('.')}"
+    return f"{words}-{day}-{image.index + 1}.{options.extension(image.format).lstrip('.')}"
+
+
+def model_tag(task):
+    """`seedream-4.5`, `seedream-5.0-lite`: the model's short name, with "seedream" before it so
+    a bare "4.5" is not read as part of the date or number; a model the catalog no longer knows
+    by its id."""
+    model = catalog.get(task.model)
+    name = f"seedream {model.short_name}" if model else task.model
+    # slugify drops dots, and "4.5" would become "45": each dot-separated piece is slugified.
+    pieces = [slugify(piece) for piece in name.lower().split(".")]
+    return ".".join(piece for piece in pieces if piece) or "model"
 
 
 def describe(image):

@@ -108,6 +108,10 @@ MESSAGES = {
     "compare_count": "Pick 2 to 4 models to compare (you picked {count}).",
     "model_unavailable": "No provider on this studio offers {model} yet. Pick another model, or ask whoever "
     "runs the studio to set a price for it.",
+    "team_budget": "This would cost {cost}, and the team has {left} left of its {budget} budget for {month}. "
+    "An owner can raise the budget on the Usage page.",
+    "member_cap": "This would cost {cost}, and you have {left} left of the {cap} each member may spend in {month}. "
+    "An owner can raise the cap.",
     # In the browser only: a setting the newly chosen model cannot take is changed, and said so.
     "switched_quality": "{model} has no {quality}: switched to {new}.",
     "switched_priority": "{model} takes only the {new} priority: switched to it.",

@@ -28,6 +28,7 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -42,7 +43,16 @@ from gallery.images.decode import (
     prepare_for_upstream,
     read_capped,
 )
-from gallery.models import FINAL_STATES, GalleryImage, GenerationTask, LeaseLost, ReferenceImage, Status
+from gallery.models import (
+    FINAL_STATES,
+    ApiFile,
+    GalleryImage,
+    GenerationTask,
+    LeaseLost,
+    ReferenceImage,
+    Status,
+    Team,
+)
 from gallery.models.tasks import delete_stored_files
 from gallery.providers import (
     GenerationRequest,
@@ -897,6 +907,34 @@ def delete(task):
         if deleted:
             transaction.on_commit(lambda: delete_stored_files(names))
     return bool(deleted)
+
+
+class TeamBusy(Exception):
+    """The team still has work a worker holds or will pick up: deleting it now would pull rows
+    from under the worker and leave files behind."""
+
+
+def delete_team(team):
+    """Deletes the team with everything it owns (members, invites, keys, tasks, images,
+    references, API files); the files go once the rows are gone. The ledger stays: its charges
+    lose their team and task but keep what was spent. Raises TeamBusy while any task is
+    unfinished, being tidied or held by a worker (as delete(task) would refuse it)."""
+    with transaction.atomic():
+        # The team row's lock is the one submissions take (budgets.reserve): a task submitted
+        # meanwhile is either seen below, or its submission fails once the team is gone.
+        Team.objects.select_for_update().filter(pk=team.pk).exists()
+        held = Q(lease_until__gte=timezone.now())
+        busy = GenerationTask.objects.filter(team=team).filter(
+            ~Q(status__in=FINAL_STATES) | Q(tidy_pending=True) | held
+        ).count()
+        if busy:
+            raise TeamBusy(busy)
+        images = GalleryImage.objects.filter(team=team).values_list("file", "thumbnail")
+        names = [name for pair in images for name in pair]
+        names += ReferenceImage.objects.filter(team=team).values_list("file", flat=True)
+        names += ApiFile.objects.filter(team=team).values_list("file", flat=True)
+        Team.objects.filter(pk=team.pk).delete()
+        transaction.on_commit(lambda: delete_stored_files([name for name in names if name]))
 
 
 def tidy(task):

@@ -66,6 +66,7 @@ urlpatterns = [
     path("team/members/<id:membership_id>/role/", teams.change_role, name="team_change_role"),
     path("team/members/<id:membership_id>/remove/", teams.remove_member, name="team_remove"),
     path("team/leave/", teams.leave, name="team_leave"),
+    path("team/delete/", teams.delete, name="team_delete"),
     path("teams/new/", teams.create, name="team_create"),
     path("teams/switch/", teams.switch, name="team_switch"),
     path("invite/<str:token>/", teams.accept_invite, name="invite_accept"),

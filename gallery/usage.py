@@ -56,11 +56,13 @@ def _lines(charges, key, label):
 
 
 class MonthReport:
-    """Everything the usage page shows. A member sees the team's totals and only their own rows
-    (`everyone` False); owners and admins see every member's."""
+    """Everything the usage page shows, the same for every role: the whole team's numbers, by
+    member too (members already see every teammate's task, its cost and who made it in the
+    studio history, so hiding them here would protect nothing and only contradict the totals).
+    Only budget settings and the provider balance are for owners (the view decides)."""
 
-    def __init__(self, team, month, user, everyone):
-        self.team, self.month, self.user, self.everyone = team, month, user, everyone
+    def __init__(self, team, month):
+        self.team, self.month = team, month
         self.charges = charges_in(team, month)
         self.status = month_status(team, month)
         self.total = _line("", "Total", self.charges.aggregate(**TOTALS))
@@ -80,10 +82,12 @@ class MonthReport:
             day += timedelta(days=1)
         return days
 
+    def _names(self):
+        return {m.user_id: m.user.display_name for m in self.team.memberships.select_related("user")}
+
     def members(self):
-        charges = self.charges if self.everyone else self.charges.filter(user=self.user)
-        names = {m.user_id: m.user.display_name for m in self.team.memberships.select_related("user")}
-        return _lines(charges, "user", lambda pk: names.get(pk, "Former member"))
+        names = self._names()
+        return _lines(self.charges, "user", lambda pk: names.get(pk, "Former member"))
 
     def providers(self):
         return _lines(self.charges, "provider", lambda name: LABELS.get(name, name))
@@ -104,10 +108,9 @@ class MonthReport:
         return estimates
 
     def csv_rows(self):
-        """The month's tasks, one row each (a member: their own), oldest first."""
-        charges = self.charges if self.everyone else self.charges.filter(user=self.user)
-        names = {m.user_id: m.user.display_name for m in self.team.memberships.select_related("user")}
-        for charge in charges.select_related("task").order_by("created_at", "id"):
+        """The month's tasks, the whole team's, one row each, oldest first."""
+        names = self._names()
+        for charge in self.charges.select_related("task").order_by("created_at", "id"):
             task = charge.task
             yield {
                 "date": charge.created_at.astimezone(self.month.zone).isoformat(timespec="seconds"),

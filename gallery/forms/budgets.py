@@ -6,6 +6,28 @@ from gallery.models import Team
 from gallery.models.teams import time_zones
 
 MAX_BUDGET = Decimal("1000000")
+# Offered first, west to east, before the whole zone database: where most teams are.
+COMMON_ZONES = (
+    "America/Los_Angeles", "America/Denver", "America/Chicago", "America/New_York", "America/Sao_Paulo",
+    "Europe/London", "Europe/Paris", "Europe/Berlin", "Asia/Dubai", "Asia/Kolkata", "Asia/Singapore",
+    "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney",
+)
+
+
+def zone_label(zone):
+    return zone.replace("_", " ")
+
+
+def zone_choices(current=None):
+    """Grouped choices: UTC, the team's current zone and the common ones first, then every zone
+    (the common ones again, in their alphabetical place). Any zone of the database is valid."""
+    known = time_zones()
+    common = [zone for zone in ("UTC", current, *COMMON_ZONES) if zone and zone in known]
+    common = list(dict.fromkeys(common))  # the current zone once, where it first comes
+    return [
+        ("Common time zones", [(zone, zone_label(zone)) for zone in common]),
+        ("All time zones", [(zone, zone_label(zone)) for zone in sorted(known)]),
+    ]
 
 
 class BudgetForm(forms.ModelForm):
@@ -28,7 +50,7 @@ class BudgetForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["time_zone"].choices = [(zone, zone.replace("_", " ")) for zone in sorted(time_zones())]
+        self.fields["time_zone"].choices = zone_choices(self.instance.time_zone if self.instance.pk else None)
         self.fields["time_zone"].error_messages["invalid_choice"] = (
             "“%(value)s” is not a time zone. Pick one from the list, such as Europe/Berlin."
         )

@@ -14,7 +14,14 @@ RATIO_CHOICES = (
     + [(r, r) for r in options.RATIOS if r != "auto"]
     + [("custom", "Custom size")]
 )
-QUALITY_CHOICES = [("", "Any quality")] + [(q, q) for q in options.QUALITIES]
+
+
+def quality_choices():
+    """Only the tiers some model of the catalog offers, smallest first: no tier nothing can have."""
+    offered = [q for q in catalog.QUALITIES if any(model.offers(q) for model in catalog.MODELS.values())]
+    return [("", "Any quality")] + [(q, q) for q in offered]
+
+
 MODEL_CHOICES = [("", "Any model")] + [(model.id, model.name) for model in catalog.MODELS.values()]
 FILTERS = ("q", "member", "model", "ratio", "quality", "since", "until", "favourites")
 # Dates outside these years cannot be turned into a moment in every time zone (year 1 in Tokyo
@@ -30,7 +37,7 @@ class GalleryFilters(forms.Form):
     member = forms.TypedChoiceField(label="Member", required=False, coerce=int, empty_value=None)
     model = forms.ChoiceField(label="Model", required=False, choices=MODEL_CHOICES)
     ratio = forms.ChoiceField(label="Ratio", required=False, choices=RATIO_CHOICES)
-    quality = forms.ChoiceField(label="Quality", required=False, choices=QUALITY_CHOICES)
+    quality = forms.ChoiceField(label="Quality", required=False, choices=quality_choices)
     since = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     favourites = forms.BooleanField(label="Favourites", required=False)

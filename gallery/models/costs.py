@@ -13,7 +13,8 @@ class Charge(models.Model):
     settled to images produced × price when the task ends."""
 
     task = models.OneToOneField(GenerationTask, models.SET_NULL, null=True, blank=True, related_name="charge")
-    team = models.ForeignKey(Team, models.CASCADE, related_name="charges")
+    # Kept when the team is deleted too (then without a team): money spent at a provider stays spent.
+    team = models.ForeignKey(Team, models.SET_NULL, null=True, related_name="charges")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="charges")
     created_at = models.DateTimeField(help_text="When the task was submitted: the month it counts in.")
     model = models.CharField(max_length=40)

@@ -89,11 +89,12 @@ class ImageQuerySet(models.QuerySet):
         and "Fox, red!" both find "A red fox". Punctuation only separates words, so nothing a
         person types is read as query syntax.
 
-        On SQLite (the FTS5 index of migration 0007) a word may also be the start of a longer one:
-        "lightho" finds "lighthouse". PostgreSQL (full-text search on the GIN index of 0004)
-        matches English word forms instead: "foxes" finds "fox". A prefix there (`:*`) leaves the
-        planner without an estimate, and a rare word then scanned all of a team's images (1.4 s at
-        100,000). Other databases: a contains match per word."""
+        Both databases match English word forms: "lighthouses" finds "lighthouse", "running"
+        finds "runs". PostgreSQL by full-text search ('english') on the GIN index of 0004; SQLite
+        by the FTS5 index of 0007, stemmed by its porter tokenizer since 0012. On SQLite a word may
+        also be the start of a longer one: "lightho" finds "lighthouse". A prefix on PostgreSQL
+        (`:*`) leaves the planner without an estimate, and a rare word then scanned all of a
+        team's images (1.4 s at 100,000). Other databases: a contains match per word."""
         words = search_words(text)
         if not words:
             return self.none()

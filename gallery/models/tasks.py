@@ -246,6 +246,11 @@ class GenerationTask(models.Model):
     CHOSEN = ("model", "prompt", "size", "quality", "n", "ask_for_n", "priority", "output_format", "web_search",
               "watermark", "background")
 
+    @property
+    def version(self):
+        """A token that changes whenever the task does (the task page's poll sends it back)."""
+        return f"{self.updated_at.timestamp():.6f}"
+
     def chosen(self):
         return {name: getattr(self, name) for name in self.CHOSEN}
 

@@ -150,7 +150,8 @@ class Membership(models.Model):
                 return  # already gone
             if locked._is_last_owner():
                 raise LastOwnerError(
-                    "The last owner cannot leave the team: make someone else owner first."
+                    "You are the last owner of this team, so you cannot leave it: first transfer "
+                    "ownership to another member (make them an owner here), or delete the team."
                 )
             locked.delete()
 

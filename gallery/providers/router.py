@@ -148,7 +148,11 @@ def record(name, ok, code="", message=""):
 
 
 def overview():
-    """The providers page's rows: each configured provider with its price and health."""
+    """The providers page's rows: each configured provider with its price and health. `calls`
+    are every request to it in the last RECENT (creating tasks, checking on them, sending and
+    deleting references: what `call` records), `failed` those the provider itself failed
+    (`provider_failed`). A task the provider took and then failed, or a prompt it refused, is
+    not a failed request: the page counts those from the tasks (gallery/views/providers.py)."""
     now = timezone.now()
     rows = []
     for name in configured():

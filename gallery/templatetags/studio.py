@@ -101,3 +101,12 @@ def field_errors(form, name):
 @register.filter
 def running_any(tasks):
     return any(not task.is_final for task in tasks)
+
+
+@register.filter
+def provider_name(name):
+    """A provider's name as people know it ("EvoLink", "Sandbox"), not its setting's id."""
+    from gallery.providers import LABELS
+
+    return LABELS.get(name, name)
+

@@ -1,5 +1,7 @@
 """The gallery: the team's images newest first, one image's page, favourites and deletion."""
 
+import textwrap
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -68,8 +70,18 @@ def image_detail(request, image_id):
         "newer": newer,
         "older": older,
         "query": filters.query() if filters.is_valid() else "",
+        "page_title": short_prompt(image.task.prompt),
     }
     return render(request, "gallery/image.html", ctx)
+
+
+def short_prompt(prompt, width=60):
+    """The prompt on one line, cut at a word to `width` characters ("A lighthouse at dusk, long…")."""
+    line = " ".join(prompt.split())
+    short = textwrap.shorten(line, width, placeholder="…")
+    if short == "…":  # one word longer than the width
+        short = line[: width - 1] + "…"
+    return short or "Image"
 
 
 @team_required

@@ -3,7 +3,7 @@ import secrets
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -34,7 +34,7 @@ def _render(request, form, status=200, partial=""):
         "current_model": model,
         "price": pricing[model.id].get(form["quality"].value()) or pricing[model.id][model.default_quality] or 0,
         "ratios": options.RATIOS,
-        "rules": {**options.studio_rules(), "pricing": pricing},
+        "rules": {**options.studio_rules(), "pricing": pricing, "budget": budgets.headroom(request.team, request.user)},
     }
     template = f"gallery/studio.html#{partial}" if partial else "gallery/studio.html"
     response = render(request, template, ctx, status=status)
@@ -86,7 +86,7 @@ def submit(request):
     if not request.htmx:
         messages.success(request, _started(tasks))
         return redirect("studio")
-    response = _render(request, _fresh_form(request, _kept(form.cleaned_data)), partial="form-and-history")
+    response = _render(request, _fresh_form(request, _kept(request, tasks)), partial="form-and-history")
     return trigger_client_event(response, "taskCreated", {"id": str(tasks[0].pk), "count": len(tasks)})
 
 
@@ -97,12 +97,14 @@ def _started(tasks):
     return f"Generating {n} image{'s' if n > 1 else ''}…"
 
 
-def _kept(cleaned):
-    """What the fresh form keeps from the last submission: the model and the settings (people
-    generate again with a new prompt, rarely with new settings); the prompt and files go."""
-    keep = ("model", "compare", "size", "quality", "n", "ask_for_n", "priority", "output_format", "web_search",
-            "watermark", "background")
-    return {name: cleaned[name] for name in keep if name in cleaned}
+def _kept(request, tasks):
+    """What the fresh form keeps after Generate: everything just sent (prompt, settings, the
+    references now stored with the task), as a remix of it. People iterate; Clear starts over."""
+    query = QueryDict(mutable=True)
+    query["remix"] = str(tasks[0].pk)
+    if len(tasks) > 1:
+        query["compare"] = "1"
+    return remix_initial(request.team, query)
 
 
 @team_required
@@ -126,19 +128,26 @@ def history_fragment(request):
         response = render(request, "gallery/studio.html#history-rows", ctx)
     else:
         ctx = {"history": history.History(history.rows(request.team, request.user, only_mine), now, only_mine)}
-        response = reswap(retarget(render(request, "gallery/studio.html#history", ctx), "#history"), "outerHTML")
+        response = reswap(retarget(render(request, "gallery/studio.html#history-update", ctx), "#history"), "outerHTML")
     patch_vary_headers(response, ["HX-Request"])
     return response
 
 
+def _task_for_page(request, task_id):
+    tasks = GenerationTask.objects.select_related("created_by").prefetch_related("images", "references")
+    return get_for_team(request, tasks, pk=task_id)
+
+
 @team_required
 def task_detail(request, task_id):
-    task = get_for_team(
-        request,
-        GenerationTask.objects.select_related("created_by").prefetch_related("images", "references"),
-        pk=task_id,
-    )
-    return render(request, "gallery/task_detail.html", {"task": task})
+    task = _task_for_page(request, task_id)
+    # The page's poll (while the task runs) sends the version it shows: unchanged → 204.
+    if request.htmx and request.GET.get("v") == task.version:
+        return HttpResponse(status=204)
+    template = "gallery/task_detail.html#task-live" if request.htmx else "gallery/task_detail.html"
+    response = render(request, template, {"task": task})
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @team_required
@@ -153,17 +162,24 @@ def compare(request, group_id):
     return render(request, "gallery/compare.html", {"tasks": tasks, "first": tasks[0]})
 
 
-def _after_action(request, message, status=200):
-    """htmx gets the refreshed history and the message as an event; a plain form post goes back
-    to the studio, which shows the message. A refusal keeps its 4xx status either way."""
+def _after_action(request, message, status=200, task=None):
+    """htmx gets the refreshed history and the message as an event (a refusal as an error). A
+    plain form post comes back to the page it came from (the task page sends next=task, else the
+    studio) with the message; a refusal is that page again with the sentence and the 4xx status."""
     if request.htmx:
         ctx = {"history": history.load(request.team, request.user, _only_mine(request))}
-        response = render(request, "gallery/studio.html#history", ctx, status=status)
-        return trigger_client_event(response, "studioMessage", {"text": message})
-    if status >= 400:
-        return render(request, "error.html", {"title": "Not done", "message": message}, status=status)
-    messages.info(request, message)
-    return redirect("studio")
+        response = render(request, "gallery/studio.html#history-update", ctx, status=status)
+        return trigger_client_event(response, "studioMessage", {"text": message, "error": status >= 400})
+    back_to_task = task is not None and request.POST.get("next") == "task"
+    if back_to_task and not GenerationTask.objects.filter(pk=task.pk).exists():
+        back_to_task = False  # deleted
+    if status < 400:
+        messages.info(request, message)
+        return redirect("task_detail", task.pk) if back_to_task else redirect("studio")
+    messages.error(request, message)
+    if back_to_task:
+        return render(request, "gallery/task_detail.html", {"task": _task_for_page(request, task.pk)}, status=status)
+    return _render(request, _fresh_form(request), status=status)
 
 
 def _own_task(request, task_id, queryset=GenerationTask.objects):
@@ -179,14 +195,14 @@ def _own_task(request, task_id, queryset=GenerationTask.objects):
 def retry(request, task_id):
     task = _own_task(request, task_id, GenerationTask.objects.filter(status="failed"))
     if not task.can_retry:
-        return _after_action(request, f"{task.failure.sentence} {task.failure.next_step}", status=409)
+        return _after_action(request, f"{task.failure.sentence} {task.failure.next_step}", status=409, task=task)
     try:
         pipeline.retry(task, request.user)
     except pipeline.StorageUnavailable as e:
-        return _after_action(request, str(e))
+        return _after_action(request, str(e), status=503, task=task)
     except budgets.BudgetExceeded as e:
-        return _after_action(request, e.message, status=402)
-    return _after_action(request, "Trying again as a new task.")
+        return _after_action(request, e.message, status=402, task=task)
+    return _after_action(request, "Trying again as a new task.", task=task)
 
 
 @team_required
@@ -194,7 +210,8 @@ def retry(request, task_id):
 def cancel(request, task_id):
     task = _own_task(request, task_id)
     done = pipeline.cancel(task)
-    return _after_action(request, "Cancelled. Images already made are kept." if done else "This task had already finished.")
+    message = "Cancelled. Images already made are kept." if done else "This task had already finished."
+    return _after_action(request, message, task=task)
 
 
 @team_required
@@ -204,5 +221,6 @@ def delete(request, task_id):
     if pipeline.delete(task):
         return _after_action(request, "Task and its images deleted.")
     return _after_action(
-        request, "This task is still being wrapped up by a worker: try deleting it again in a moment.", status=409
+        request, "This task is still being wrapped up by a worker: try deleting it again in a moment.", status=409,
+        task=task,
     )

@@ -1,10 +1,12 @@
 import logging
 import smtplib
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.mail import BadHeaderError, send_mail
 from django.db import transaction
 from django.http import Http404
@@ -14,23 +16,48 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from gallery import pipeline
 from gallery.access import get_for_team, manager_required, team_required
 from gallery.forms.accounts import AccountForm, EmailTaken, InviteForm, RoleForm, TeamForm
 from gallery.ids import parse_id
-from gallery.middleware import switch_team
-from gallery.models import Invite, InviteError, LastOwnerError, Membership, Team
+from gallery.middleware import TEAM_SESSION_KEY, switch_team
+from gallery.models import Invite, InviteError, LastOwnerError, Membership, Role, Team
 from gallery.views.accounts import BACKEND, form_data, render_form
 
 log = logging.getLogger(__name__)
 
 
+class DeleteTeamForm(forms.Form):
+    name = forms.CharField(label="Team name", max_length=200)
+
+    def __init__(self, *args, team, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.team = team
+
+    def clean_name(self):
+        typed = " ".join(self.cleaned_data["name"].split())
+        if typed != " ".join(self.team.name.split()):
+            raise forms.ValidationError(
+                f"That is not this team's name. Type “{self.team.name}” exactly as it is written "
+                "to delete it."
+            )
+        return typed
+
+
 @team_required
-def members(request, invite_form=None, problem="", status=200):
+def members(request, invite_form=None, delete_form=None, problem="", status=200):
     """The team page; a refused change comes back here with its reason and a 4xx status."""
+    people = request.team.memberships.select_related("user").order_by("created_at")
+    is_owner = request.membership.role == Role.OWNER
     ctx = {
-        "members": request.team.memberships.select_related("user").order_by("created_at"),
+        "members": people,
         "invites": request.team.invites.pending().select_related("created_by"),
         "invite_form": invite_form or InviteForm(membership=request.membership),
+        "delete_form": delete_form or DeleteTeamForm(team=request.team),
+        "sole_owner": is_owner and not any(m.role == Role.OWNER and m != request.membership for m in people),
+        # What deleting the team would take with it, said before the owner acts.
+        "task_count": request.team.tasks.count() if is_owner else None,
+        "image_count": request.team.images.count() if is_owner else None,
         "new_invite_link": request.session.pop("new_invite_link", None),
         "invite_days": settings.INVITE_DAYS,
         "problem": problem,
@@ -128,6 +155,36 @@ def leave(request):
     except LastOwnerError as e:
         return members(request, problem=str(e), status=409)
     messages.success(request, f"You left {team.name}.")
+    return redirect("studio")
+
+
+@team_required
+@require_POST
+def delete(request):
+    """An owner deletes the team, having typed its name; the spend stays in the ledger."""
+    if request.membership.role != Role.OWNER:
+        raise PermissionDenied("Only the team's owners can delete it.")
+    team = request.team
+    form = DeleteTeamForm(request.POST, team=team)
+    if not form.is_valid():
+        return members(request, delete_form=form, problem=form.errors["name"][0], status=400)
+    try:
+        pipeline.delete_team(team)
+    except pipeline.TeamBusy as e:
+        busy = e.args[0]
+        problem = (
+            f"{busy} of the team's tasks {'is' if busy == 1 else 'are'} still running or being wrapped up. "
+            "Cancel them in the Studio or wait for them to finish, then delete the team."
+        )
+        return members(request, delete_form=form, problem=problem, status=409)
+    gone = f"{team.name} was deleted, with its images and files."
+    following = request.user.memberships.select_related("team").order_by("created_at").first()
+    if following is None:
+        request.session.pop(TEAM_SESSION_KEY, None)
+        messages.success(request, f"{gone} Create a new team, or ask for an invite link to join one.")
+        return redirect("team_create")
+    switch_team(request, following.team)
+    messages.success(request, f"{gone} You are now in {following.team.name}.")
     return redirect("studio")
 
 

@@ -1,5 +1,6 @@
 import csv
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
@@ -12,6 +13,7 @@ from gallery.budgets import Month
 from gallery.charts import spend_chart
 from gallery.forms.budgets import BudgetForm
 from gallery.models import ProviderState, Role
+from gallery.providers import router
 
 
 def _month(request):
@@ -26,7 +28,8 @@ def _month(request):
 
 
 def _report(request, month):
-    return usage.MonthReport(request.team, month, request.user, everyone=request.membership.can_manage)
+    """The team's report, the same for every role (gallery/usage.py says why)."""
+    return usage.MonthReport(request.team, month)
 
 
 @team_required
@@ -35,7 +38,11 @@ def usage_page(request, budget_form=None, status=200):
     month, problem = _month(request)
     report = _report(request, month)
     is_owner = request.membership.role == Role.OWNER
-    balance = ProviderState.objects.filter(provider="evolink", read_at__isnull=False).first() if is_owner else None
+    # EvoLink's balance means something only with an EvoLink key; without any provider key the
+    # studio draws on the offline sandbox, and the page says so instead.
+    evolink = bool(settings.EVOLINK_API_KEY)
+    balance = (ProviderState.objects.filter(provider="evolink", read_at__isnull=False).first()
+               if is_owner and evolink else None)
     ctx = {
         "month": month,
         "this_month": Month.containing(request.team),
@@ -43,6 +50,8 @@ def usage_page(request, budget_form=None, status=200):
         "report": report,
         "chart": spend_chart(report.days()),
         "budget_form": budget_form or (BudgetForm(instance=request.team) if is_owner else None),
+        "evolink_configured": evolink,
+        "sandbox_only": router.configured() == ["sandbox"],
         "balance": balance,
         "balance_images": usage.balance_estimates(balance.credits) if balance else [],
         "balance_low": balance is not None and usage.low_balance(balance.credits),

@@ -129,7 +129,8 @@
 
   function updateCount() {
     const count = tiles().length;
-    $(form(), "[data-ref-count]").textContent = `${count} of ${MAX_REFS}`;
+    const refused = uploads.filter((u) => u.error).length;
+    $(form(), "[data-ref-count]").textContent = `${count - refused} of ${MAX_REFS}` + (refused ? ` · ${refused} refused` : "");
     if (count) $(form(), "[data-references]").open = true; // chosen references are always in view
   }
 
@@ -259,12 +260,36 @@
     showErrors("n", nErrors);
     showErrors("custom_size", customErrors);
     showErrors("compare", compared === 1 || compared > 4 ? [say("compare_count", { count: compared })] : []);
-    updateSummary(models, n, custom && !customErrors.length ? custom : "");
+    updateSummary(models, nErrors.length ? NaN : n, custom && !customErrors.length ? custom : "");
   }
 
   function money(dollars) {
     // As the server's per_image filter: every digit of a price below a dollar ($0.0222), cents above.
     return dollars === 0 ? "$0" : dollars >= 1 ? `$${dollars.toFixed(2)}` : `$${Number(dollars.toFixed(4))}`;
+  }
+
+  // The ledger's money format (budgets.money): $0.0222 below a cent, else $1,234.50.
+  function ledgerMoney(dollars) {
+    if (dollars === 0) return "$0";
+    if (dollars < 0.01) return `$${dollars.toFixed(4).replace(/0+$/, "")}`;
+    return `$${dollars.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+  }
+
+  // Warns before Generate when the estimate passes what is left of the team's budget or the
+  // member's cap, in the words the server refuses with.
+  function showBudget(f, total) {
+    const note = $(f, "[data-budget-note]");
+    if (!note) return;
+    const budget = rules.budget || {};
+    const cost = Math.round(total * 10000) / 10000;
+    let text = "";
+    if (budget.team && cost > budget.team.left) {
+      text = say("team_budget", { cost: ledgerMoney(cost), left: budget.team.leftText, budget: budget.team.limitText, month: budget.month });
+    } else if (budget.member && cost > budget.member.left) {
+      text = say("member_cap", { cost: ledgerMoney(cost), left: budget.member.leftText, cap: budget.member.limitText, month: budget.month });
+    }
+    note.textContent = text;
+    note.hidden = !text;
   }
 
   function updateSummary(models, n, custom) {
@@ -279,7 +304,12 @@
     let pixels = "the model picks the size";
     if (custom) pixels = custom.replace(/\s*[x×X*]\s*/, "×") + " (custom)";
     else if (pixelSizes[ratio]) pixels = pixelSizes[ratio][quality].join("×");
-    const count = Number.isFinite(n) && n >= 1 ? n : 1;
+    if (!Number.isFinite(n)) {
+      $(f, "[data-resolved]").textContent = `${pixels} · choose a number of images to see the cost`;
+      showBudget(f, 0);
+      return;
+    }
+    const count = n;
     // The price of each model at the provider its task would go to (rules.pricing, from the server).
     const parts = models.map((m) => {
       const images = m.maxImages === 1 ? 1 : count;
@@ -293,6 +323,7 @@
       : `estimated cost up to ${money(total)} (${parts.map((p) => `${p.m.shortName} ${p.images} × ${money(p.each)}`).join(", ")})`;
     const tasks = parts.length > 1 ? `${parts.length} models · ` : "";
     $(f, "[data-resolved]").textContent = `${pixels} · ${tasks}up to ${images} image${images > 1 ? "s" : ""} · ${cost}`;
+    showBudget(f, total);
     const sentence = $(f, "[data-ask-sentence]");
     const on = $(f, "[data-ask-for-n]").checked;
     sentence.textContent = count > 1
@@ -433,8 +464,10 @@
   document.addEventListener("htmx:beforeSwap", (e) => {
     if (!isForm(e)) return;
     sendingOver();
-    // 400 (rejected, with the form's errors) and 503 (storage refused) come with the form: swap it.
-    if ([400, 503].includes(e.detail.xhr.status)) { e.detail.shouldSwap = true; e.detail.isError = false; }
+    // A refusal that comes with the form (400 rejected, 402 over budget, 503 storage refused, …)
+    // is swapped in: its sentence is in the form, next to what the person typed.
+    const xhr = e.detail.xhr;
+    if (xhr.status >= 400 && /id="studio-form"/.test(xhr.responseText || "")) { e.detail.shouldSwap = true; e.detail.isError = false; }
     const prompt = $(form(), "textarea[name=prompt]").value;
     typedMeanwhile = e.detail.xhr.status === 200 && sent && prompt !== sent.prompt ? prompt : null;
   });
@@ -443,15 +476,32 @@
     413: "These files are too large to send together: nothing was sent. Remove some references or use smaller ones.",
     403: "The studio refused this form (it may have been open too long). Nothing was sent: reload the page and try again.",
   };
+  // The sentence of the studio's own error page (templates/error.html), when that is the answer.
+  function serverSentence(xhr) {
+    if (!(xhr.getResponseHeader("Content-Type") || "").startsWith("text/html")) return "";
+    const doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+    const text = doc.querySelector("main [role=alert] p");
+    return text ? text.textContent.trim() : "";
+  }
   document.addEventListener("htmx:responseError", (e) => {
-    if (!isForm(e)) return;
-    const status = e.detail.xhr.status;
-    say_status(FAILED[status] || `The studio could not take this task (error ${status}). Nothing was sent: try again in a moment.`, "error");
+    const xhr = e.detail.xhr;
+    if (/id="studio-form"/.test(xhr.responseText || "")) return;
+    if (/studioMessage/.test(xhr.getResponseHeader("HX-Trigger") || "")) return; // says it itself
+    if (isForm(e)) {
+      say_status(serverSentence(xhr) || FAILED[xhr.status] || `The studio could not take this task (error ${xhr.status}). Nothing was sent: try again in a moment.`, "error");
+      return;
+    }
+    // A history action (retry, cancel, delete, remix) refused with a page of its own: its sentence.
+    if (e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("#history, #studio-form")) {
+      const text = serverSentence(xhr) || `The studio could not do this (error ${xhr.status}). Reload the page and try again.`;
+      document.dispatchEvent(new CustomEvent("studioMessage", { detail: { text, error: true } }));
+    }
   });
   document.addEventListener("htmx:sendError", (e) => {
     if (!isForm(e)) return;
     say_status("The studio could not be reached, so nothing was sent. Check the connection and press Generate again.", "error");
   });
+  let queued = null; // the row whose "Queued" sentence is shown: cleared when it finishes
   document.addEventListener("taskCreated", (e) => {
     // The files sent are in the task now; files added while it was sent stay for the next one.
     uploads = uploads.filter((u) => sent && !sent.uploads.has(u.token)); fileTokens = [];
@@ -460,6 +510,7 @@
     // the prompt without moving the page (on a phone the prompt is above the new row).
     setTimeout(() => {
       say_status("Queued: your task is at the top of the history.", "done");
+      queued = id ? `task-${id}` : null;
       const row = id && document.getElementById(`task-${id}`);
       if (row) row.scrollIntoView({ block: "nearest", behavior: matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth" });
       const prompt = form() && $(form(), "textarea[name=prompt]");
@@ -470,6 +521,21 @@
       if (prompt) prompt.focus({ preventScroll: true });
       renderTiles(); validate();
     }, 0);
+  });
+
+  // Clear: the prompt and every reference go; the model and settings stay.
+  document.addEventListener("click", (e) => {
+    if (!e.target.closest("[data-clear-form]") || !form()) return;
+    const f = form();
+    uploads = []; fileTokens = [];
+    $$(f, "[data-ref-tiles] li").forEach((li) => li.remove());
+    $(f, "[data-reference-order]").value = "";
+    const prompt = $(f, "textarea[name=prompt]");
+    prompt.value = "";
+    serverErrors = new Set();
+    say_status("");
+    updateCount(); validate();
+    prompt.focus();
   });
 
   // The empty history's example fills the prompt.
@@ -488,8 +554,8 @@
     if (!text) return;
     $(document, "[data-announcer]").textContent = text;
     const note = document.createElement("p");
-    note.className = "message";
-    note.setAttribute("role", "status");
+    note.className = e.detail.error ? "message message-error" : "message";
+    note.setAttribute("role", e.detail.error ? "alert" : "status");
     note.textContent = text;
     const list = document.getElementById("history-list");
     if (list) { list.before(note); setTimeout(() => note.remove(), 8000); }
@@ -535,6 +601,8 @@
       }
     }
     statuses = now;
+    const row = queued && document.getElementById(queued);
+    if (queued && (!row || ["completed", "failed", "cancelled"].includes(row.dataset.status))) { queued = null; say_status(""); }
     if (!done.length) return;
     $(document, "[data-announcer]").textContent = done.join(" ");
     if (document.hidden) { unseen += done.length; document.title = `(${unseen}) ✓ ${baseTitle}`; }

@@ -127,7 +127,7 @@ def test_deleting_a_selection_asks_first(live_server, page, alice, team):
     assert GalleryImage.objects.count() == 3
 
     page.locator("[data-selection-bar]").get_by_role("button", name="Delete").click()
-    dialog.get_by_role("button", name="Delete").click()
+    dialog.get_by_role("button", name="Delete 1 image").click()
 
     expect(page.get_by_text("Deleted 1 image.")).to_be_visible()
     expect(tiles(page)).to_have_count(2)
@@ -139,7 +139,8 @@ def test_the_image_page_steps_with_arrow_keys_and_links_to_the_studio(live_serve
     sign_in(page, live_server)
     page.goto(f"{live_server.url}/gallery/")
 
-    tiles(page).nth(1).locator("a.tile-open").click()
+    tiles(page).nth(1).locator("a.tile-open").click()  # opens the viewer (tests/e2e/test_viewer_confirm.py)
+    page.get_by_role("dialog").get_by_role("link", name="Open image page").click()
     expect(page).to_have_url(f"{live_server.url}/gallery/{images[1].pk}/")
     use = page.get_by_role("link", name="Use as reference")
     expect(use).to_have_attribute("href", f"/?use_image={images[1].pk}")
@@ -197,6 +198,6 @@ def test_an_image_used_as_a_reference_is_sent_with_the_next_task(live_server, pa
     page.locator("button.generate").click()
 
     expect(page.locator("#history .task-row").first).to_contain_text("picnic blanket")
-    expect(page.locator(".ref-tile")).to_have_count(0)
+    expect(page.locator(".ref-tile")).to_have_count(1)  # kept for the next try, now the task's stored copy
     task = GenerationTask.objects.get(prompt="The same teapot on a picnic blanket")
     assert task.references.get().sha256 == image.sha256

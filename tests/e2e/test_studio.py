@@ -153,15 +153,16 @@ def test_drop_paste_generate_watch_it_finish_and_remix(live_server, page, team, 
     page.evaluate("window.__studioMarker = 'still the same page'")
     page.locator("button.generate").click()
 
-    # The row is at the top of the history at once, the form is reset, nothing reloaded.
+    # The row is at the top of the history at once, nothing reloaded; the form keeps what was sent
+    # (people iterate), the references now as the task's stored copies.
     row = first_row(page)
     expect(row.locator(".task-prompt")).to_have_text("A red fox reading a newspaper in a sunlit café")
     expect(row).to_have_attribute("data-status", PENDING)
     expect(page.locator("#history .task-row")).to_have_count(2)
     older_row = page.locator("#history .task-row").nth(1)
     expect(older_row.locator(".task-prompt")).to_have_text("An older lighthouse at dusk")
-    expect(tiles(page)).to_have_count(0)
-    expect(page.locator("textarea[name=prompt]")).to_have_value("")
+    expect(tiles(page).locator(".ref-name")).to_have_text(["fox.png", pasted_name])
+    expect(page.locator("textarea[name=prompt]")).to_have_value("A red fox reading a newspaper in a sunlit café")
     expect(page.locator("input[name=n]")).to_have_value("2")  # the settings stay for the next prompt
     assert page.url == studio_url
     assert page.evaluate("window.__studioMarker") == "still the same page"
@@ -185,6 +186,13 @@ def test_drop_paste_generate_watch_it_finish_and_remix(live_server, page, team, 
         expect(thumb).to_have_js_property("complete", True)
         assert thumb.evaluate("img => img.naturalWidth") > 0
 
+    # Clear starts over: prompt and references go, the settings stay.
+    page.get_by_role("button", name="Clear").click()
+    expect(tiles(page)).to_have_count(0)
+    expect(page.locator("textarea[name=prompt]")).to_have_value("")
+    expect(page.locator("input[name=n]")).to_have_value("2")
+    expect(page.locator("[data-ref-count]")).to_have_text("0 of 10")
+
     # Remix: the form is filled with the prompt, n and the same references as tiles.
     row.locator("[data-remix]").click()
     expect(page.locator("textarea[name=prompt]")).to_have_value(task.prompt)
@@ -196,7 +204,7 @@ def test_drop_paste_generate_watch_it_finish_and_remix(live_server, page, team, 
     # Generating the remix reuses the stored references without uploading them again.
     page.locator("button.generate").click()
     expect(page.locator("#history .task-row")).to_have_count(3)
-    expect(tiles(page)).to_have_count(0)
+    expect(tiles(page)).to_have_count(2)
     remix = GenerationTask.objects.order_by("-created_at").first()
     assert remix.pk != task.pk and remix.prompt == task.prompt and remix.n == 2
     assert list(remix.references.order_by("position").values_list("original_name", flat=True)) == [
@@ -293,7 +301,7 @@ def test_a_rejected_submission_shows_the_servers_error_and_keeps_the_references(
     page.locator("textarea[name=prompt]").fill("Two birds on a wire")
     page.locator("button.generate").click()
     expect(first_row(page).locator(".task-prompt")).to_have_text("Two birds on a wire")
-    expect(tiles(page)).to_have_count(0)
+    expect(tiles(page).locator(".ref-name")).to_have_text(["keys.png", "left.png", "right.webp"])  # kept, stored
     task = GenerationTask.objects.get()
     assert (task.n, task.size, task.quality) == (3, "16:9", "4K")
     assert list(task.references.order_by("position").values_list("original_name", flat=True)) == [
@@ -306,7 +314,7 @@ def test_ctrl_enter_submits(live_server, page, team):
     page.locator("textarea[name=prompt]").fill("A kettle on a camp stove")
     page.locator("textarea[name=prompt]").press("Control+Enter")
     expect(first_row(page).locator(".task-prompt")).to_have_text("A kettle on a camp stove")
-    expect(page.locator("textarea[name=prompt]")).to_have_value("")
+    expect(page.locator("textarea[name=prompt]")).to_have_value("A kettle on a camp stove")  # kept to iterate on
     assert GenerationTask.objects.count() == 1
 
 
@@ -315,7 +323,7 @@ def test_a_double_click_on_generate_creates_one_task(live_server, page, team):
     page.locator("textarea[name=prompt]").fill("A snowy owl")
     page.locator("button.generate").dblclick()
     expect(first_row(page).locator(".task-prompt")).to_have_text("A snowy owl")
-    expect(page.locator("textarea[name=prompt]")).to_have_value("")
+    expect(page.locator("#studio-form [data-send-status]")).to_have_text("Queued: your task is at the top of the history.")
     expect(page.locator("#studio-form.htmx-request")).to_have_count(0)
     expect(page.locator("button.generate")).to_be_enabled()
     expect(page.locator("#history .task-row")).to_have_count(1)
@@ -366,5 +374,7 @@ def test_on_a_phone_the_form_comes_first_and_generate_works(live_server, new_con
     page.locator("textarea[name=prompt]").fill("A tram in the rain")
     page.locator("button.generate").tap()
     expect(first_row(page).locator(".task-prompt")).to_have_text("A tram in the rain")
-    expect(tiles(page)).to_have_count(0)
+    expect(tiles(page)).to_have_count(1)
+    bar = page.locator(".generate-bar").bounding_box()
+    assert bar["height"] <= 0.15 * 844, bar  # the sticky Generate bar leaves the phone's screen to the work
     assert GenerationTask.objects.get().references.count() == 1

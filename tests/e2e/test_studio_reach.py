@@ -113,11 +113,11 @@ def test_nothing_is_wider_than_a_phone_and_the_header_does_not_wrap(new_context,
     sign_in(page, live_server)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     header = page.locator(".site-header").bounding_box()
-    assert header["height"] < 90  # one line: the section links live in the account menu
-    page.locator("details.user-menu summary").click()
-    expect(page.locator("details.user-menu").get_by_role("link", name="Gallery")).to_be_visible()
+    assert header["height"] < 90  # one line: the section links are behind the Menu button
+    page.locator(".nav-menu summary").click()
+    expect(page.locator(".nav-menu details").get_by_role("link", name="Gallery")).to_be_visible()
     page.keyboard.press("Escape")
-    expect(page.locator("details.user-menu")).not_to_have_attribute("open", "")
+    expect(page.locator(".nav-menu details")).not_to_have_attribute("open", "")
 
 
 # Sending shows, and every click is answered --------------------------------------------------

@@ -4,6 +4,7 @@ the team's time zone."""
 
 import csv
 import io
+import re
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -263,24 +264,26 @@ def test_the_csv_has_one_row_per_task_and_adds_up_to_the_database(priced_sandbox
     assert (refused["status"], refused["cost"], refused["reserved_cost"]) == ("failed", "0.0000", "0.0300")
 
 
-def test_a_member_sees_the_teams_totals_and_only_their_own_rows(priced_sandbox, team, alice, bob, client_bob):
+def test_a_member_sees_the_same_team_report_as_an_owner(priced_sandbox, team, alice, bob, client_bob):
+    """Issue 20: members see every teammate's task and cost in the history, so the usage page shows
+    them the whole team too (it used to mix the team's totals with only their own rows)."""
     spend_some(team, alice, bob)
     page = client_bob.get("/usage/").content.decode()
     assert '<strong id="usage-spent">$0.21</strong>' in page  # the team's total
-    members = page[page.index('class="usage-members"'):page.index("By provider")]
-    assert "Bob" in members and "Alice" not in members
+    members = page[page.index('class="usage-members'):page.index("By provider")]
+    assert "Alice" in members and "Bob" in members and "$0.12" in members and "$0.09" in members
     rows = list(csv.DictReader(io.StringIO(b"".join(client_bob.get("/usage/export.csv").streaming_content).decode())))
-    assert {row["member"] for row in rows} == {"Bob"} and len(rows) == 2
+    assert {row["member"] for row in rows} == {"Alice", "Bob"} and len(rows) == 4
     assert 'action="/usage/budget/"' not in page  # only owners set the budget
 
 
 def test_owners_see_every_member_and_the_split_by_provider_and_model(priced_sandbox, team, alice, bob, client_alice):
     spend_some(team, alice, bob)
     page = client_alice.get("/usage/").content.decode()
-    members = page[page.index('class="usage-members"'):page.index("By provider")]
+    members = page[page.index('class="usage-members'):page.index("By provider")]
     assert "Alice" in members and "Bob" in members and "$0.12" in members and "$0.09" in members
-    assert "Sandbox" in page[page.index('class="usage-providers"'):]
-    models = page[page.index('class="usage-models"'):]
+    assert "Sandbox" in page[page.index('class="usage-providers'):]
+    models = page[page.index('class="usage-models'):]
     assert "Seedream 4.0" in models and "$0.03" in models  # the average per image
     month = Month.containing(team)
     assert page.count('class="bar"') == (month.end - month.start).days  # one bar a day, empty days too
@@ -342,6 +345,7 @@ def test_only_owners_change_the_budget(team, client_bob):
 def test_owners_see_the_evolink_balance_with_a_low_warning_and_what_it_buys(team, client_alice, client, bob, settings):
     from gallery.models import ProviderState
 
+    settings.EVOLINK_API_KEY = "sk-evo-test"  # the balance shows only with an EvoLink key
     settings.EVOLINK_LOW_CREDITS = Decimal("500")
     ProviderState.objects.create(provider="evolink", credits=Decimal("160"), read_at=timezone.now())
     page = client_alice.get("/usage/").content.decode()
@@ -366,9 +370,14 @@ def test_the_header_spend_costs_one_query_and_only_on_pages_that_show_it(team, c
     with CaptureQueriesContext(connection) as page:
         client_alice.get("/gallery/")
     assert sum('"gallery_charge"' in q["sql"] for q in page.captured_queries) == 1
+    # A history that changed brings the chip along (one query); an unchanged poll (204) asks nothing.
     with CaptureQueriesContext(connection) as fragment:
-        client_alice.get("/history/", HTTP_HX_REQUEST="true")
-    assert not any('"gallery_charge"' in q["sql"] for q in fragment.captured_queries)
+        html = client_alice.get("/history/", HTTP_HX_REQUEST="true").content.decode()
+    assert sum('"gallery_charge"' in q["sql"] for q in fragment.captured_queries) == 1
+    token = re.search(r'data-version="([^"]+)"', html).group(1)
+    with CaptureQueriesContext(connection) as unchanged:
+        assert client_alice.get(f"/history/?v={token}", HTTP_HX_REQUEST="true").status_code == 204
+    assert not any('"gallery_charge"' in q["sql"] for q in unchanged.captured_queries)
 
 
 def test_money_reads_as_people_write_it():

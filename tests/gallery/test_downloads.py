@@ -2,6 +2,7 @@
 
 import io
 import json
+import uuid
 import zipfile
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -12,7 +13,7 @@ from django.core.files.storage import default_storage
 from django.http import StreamingHttpResponse
 from PIL import Image
 
-from gallery import downloads
+from gallery import catalog, downloads
 from gallery.images.metadata import COPY_CHUNK_BYTES
 from gallery.models import GalleryImage
 from tests.factories import make_finished_task, make_image, make_images
@@ -156,6 +157,49 @@ def test_a_unicode_prompt_gives_a_unicode_file_name_encoded_for_the_header(clien
 
     assert downloads.file_name(image) == "a-café-on-the-moon-film-still-月の喫茶店-2025-03-14-1.png"
     assert response["Content-Disposition"].startswith("attachment; filename*=utf-8''a-caf%C3%A9-on-the-moon")
+
+
+def test_an_image_of_a_comparison_names_its_model(client_alice, alice, team):
+    group = uuid.uuid4()
+    four = make_image(make_finished_task(team, alice, prompt="A lighthouse", model=catalog.SD40,
+                                         compare_group=group, created_at=DAY), created_at=DAY)
+    lite = make_image(make_finished_task(team, alice, prompt="A lighthouse", model=catalog.SD50_LITE,
+                                         compare_group=group, created_at=DAY), created_at=DAY)
+    alone = make_image(make_finished_task(team, alice, prompt="A lighthouse", model=catalog.SD45, created_at=DAY),
+                       created_at=DAY)
+
+    response = client_alice.get(f"/media/image/{lite.pk}/download/")
+
+    assert response["Content-Disposition"] == (
+        'attachment; filename="a-lighthouse-seedream-5.0-lite-2025-03-14-1.png"'
+    )
+    assert downloads.file_name(four) == "a-lighthouse-seedream-4.0-2025-03-14-1.png"
+    assert downloads.file_name(alone) == "a-lighthouse-2025-03-14-1.png"  # not compared: as before
+
+
+def test_a_zip_of_a_comparison_tells_the_models_apart(client_alice, alice, team):
+    group = uuid.uuid4()
+    compared = [
+        make_image(make_finished_task(team, alice, prompt="Twin", model=model, compare_group=group, created_at=DAY),
+                   created_at=DAY)
+        for model in (catalog.SD40, catalog.SD45, catalog.SD50_PRO)
+    ]
+    unknown = make_image(make_finished_task(team, alice, prompt="Twin", model="doubao-seedream-9.9",
+                                            compare_group=group, created_at=DAY), created_at=DAY)
+
+    response = zip_response(client_alice, [image.pk for image in [*compared, unknown]])
+
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    assert sorted(archive.namelist()) == [
+        "manifest.json",
+        "twin-doubao-seedream-9.9-2025-03-14-1.png",
+        "twin-seedream-4.0-2025-03-14-1.png",
+        "twin-seedream-4.5-2025-03-14-1.png",
+        "twin-seedream-5.0-pro-2025-03-14-1.png",
+    ]
+    manifest = json.loads(archive.read("manifest.json"))
+    models = {entry["file"]: entry["model_name"] for entry in manifest["images"]}
+    assert models["twin-seedream-4.5-2025-03-14-1.png"] == "Seedream 4.5"
 
 
 def test_a_prompt_without_letters_still_gives_a_name(alice, team):

@@ -142,7 +142,32 @@ def test_search_finds_words_in_prompts_case_insensitively(client_alice, alice, t
     response = client_alice.get("/gallery/?q=fox")
 
     assert shown_ids(response) == [fox.pk]
-    assert "<strong>1</strong> image match" in response.content.decode()
+    assert "<strong>1</strong> image matches ·" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "count, words", [(1, "<strong>1</strong> image matches"), (2, "<strong>2</strong> images match")]
+)
+def test_the_count_of_matches_is_singular_or_plural(client_alice, alice, team, count, words):
+    make_images(team, alice, count, prompt="fox {i}")
+    make_images(team, alice, 2, prompt="owl {i}")
+
+    assert words in client_alice.get("/gallery/?q=fox").content.decode()
+    assert "<strong>3</strong> images</p>" not in client_alice.get("/gallery/").content.decode()
+
+
+def test_the_quality_filter_offers_only_tiers_some_model_has(client_alice, alice, team, monkeypatch):
+    from gallery import catalog
+
+    offered = {q for model in catalog.MODELS.values() for q in model.qualities}
+    body = client_alice.get("/gallery/").content.decode()
+    select = re.search(r'<select name="quality"[^>]*>(.*?)</select>', body, re.S).group(1)
+    assert re.findall(r'<option value="([^"]*)"', select) == [""] + [q for q in catalog.QUALITIES if q in offered]
+
+    monkeypatch.setattr(catalog, "QUALITIES", (*catalog.QUALITIES, "8K"))  # a tier no model has
+    body = client_alice.get("/gallery/").content.decode()
+    assert 'value="8K"' not in body
+    assert client_alice.get("/gallery/?quality=8K").status_code == 400
 
 
 @pytest.mark.parametrize(
@@ -413,8 +438,44 @@ def test_deleting_without_confirmation_only_asks(client_alice, alice, team):
     body = response.content.decode()
     assert response.status_code == 200
     assert "Delete 2 images?" in body
+    assert "They are removed" in body and "Their tasks stay" in body
     assert 'name="confirmed" value="1"' in body
     assert GalleryImage.objects.count() == 2
+
+
+def test_deleting_one_image_asks_in_the_singular(client_alice, alice, team):
+    image = make_images(team, alice, 1)[0]
+
+    body = client_alice.post("/gallery/delete/", {"ids": [image.pk]}).content.decode()
+
+    assert "<title>Delete 1 image ·" in body
+    assert "Delete 1 image?" in body and ">Delete 1 image</button>" in body
+    assert "It is removed from the gallery" in body and "Its task stays in the history" in body
+    assert "They are" not in body and "images?" not in body
+
+
+def test_the_image_pages_title_names_the_image(client_alice, alice, team):
+    long = make_image(make_finished_task(
+        team, alice, prompt="A lighthouse at dusk,\nlong exposure, waves breaking on the rocks below the cliffs"))
+    short = make_image(make_finished_task(team, alice, prompt="A red fox"))
+
+    def title(image):
+        return re.search(r"<title>(.*?)</title>", client_alice.get(f"/gallery/{image.pk}/").content.decode()).group(1)
+
+    assert title(long) == "A lighthouse at dusk, long exposure, waves breaking on the… · Gallery · Studio"
+    assert title(short) == "A red fox · Gallery · Studio"
+
+
+def test_deletes_ask_in_the_sites_dialog_with_words_that_fit(client_alice, alice, team):
+    image = make_images(team, alice, 1)[0]
+
+    page = client_alice.get(f"/gallery/{image.pk}/").content.decode()
+    gallery = client_alice.get("/gallery/").content.decode()
+
+    assert 'data-confirm="Delete this image?" data-confirm-button="Delete image"' in page
+    assert "Its task stays in the history" in page
+    assert "data-confirm-delete" not in page + gallery and "<dialog" not in page + gallery  # site.js makes it
+    assert re.search(r'formaction="/gallery/delete/"[^>]*data-confirm=', gallery)
 
 
 def test_deleting_removes_rows_and_files_after_commit_and_keeps_the_task(

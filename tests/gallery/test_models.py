@@ -315,7 +315,7 @@ def test_the_model_shows_on_the_history_the_task_and_the_image_pages(client_alic
     task = run_until_final(make_task(team, alice, model=SD45, quality="2K", size="1:1"))
     image = task.images.get()
     assert 'class="model-chip" title="Seedream 4.5">Seedream 4.5<' in client_alice.get("/").content.decode()
-    assert "<th>Model</th><td>Seedream 4.5" in client_alice.get(f"/tasks/{task.pk}/").content.decode()
+    assert "<dt>Model</dt><dd>Seedream 4.5" in client_alice.get(f"/tasks/{task.pk}/").content.decode()
     assert "<dt>Model</dt><dd>Seedream 4.5" in client_alice.get(f"/gallery/{image.pk}/").content.decode()
 
 

@@ -5,9 +5,10 @@ import time
 
 import pytest
 
-from gallery.models import Membership, Role
+from gallery.models import GenerationTask, Membership, ProviderCall, Role, Status
 from gallery.providers import router
 from tests.conftest import make_user
+from tests.factories import make_task, run_until_final
 from tests.fakes.evolink import FakeEvoLink
 
 
@@ -39,7 +40,8 @@ def test_an_owner_sees_providers_price_state_error_rate_and_credits(evolink, cli
     assert html.index('data-provider="evolink"') < html.index('data-provider="byteplus"')  # cheapest first
     assert "EvoLink" in evolink_row and "$0.0222" in evolink_row
     assert 'data-state="open"' in evolink_row and "Resting after repeated failures" in evolink_row
-    assert "75%" in evolink_row and "3 of 4 tries failed" in evolink_row and "service_unavailable_error" in evolink_row
+    assert "(75%)" in evolink_row and "3 of 4 requests failed" in evolink_row and "service_unavailable_error" in evolink_row
+    assert "No tasks" in evolink_row  # requests are counted apart from the team's tasks
     assert "BytePlus ModelArk" in byteplus_row and "$0.03" in byteplus_row and "Working" in byteplus_row
     assert "Nothing sent yet" in byteplus_row
     assert "1,000.00 credits" in html and "about 625 images" in html
@@ -95,3 +97,41 @@ def test_without_a_key_only_the_sandbox_is_listed_with_how_to_add_one(client_ali
     assert 'data-provider="sandbox"' in html and 'data-provider="evolink"' not in html
     assert "EVOLINK_API_KEY" in html and "BYTEPLUS_API_KEY" in html
     assert "EvoLink credit balance" not in html
+
+
+def test_tasks_the_provider_failed_are_counted_as_the_history_shows_them(client_alice, team, alice, bob, other_team, charlie, settings):
+    """Issue 20: the page said "0 of 49 tries failed" while the history showed three tasks failed
+    at the provider. A task the provider takes and then fails (its safety filter, no image made)
+    answers its status checks fine, and a refused prompt is no failed request: the page counts
+    the team's tasks apart from the requests, and says when each failed."""
+    settings.TASK_MAX_RETRIES = 0
+    for user, prompt in [
+        (alice, "A lighthouse at dusk"),
+        (bob, "[sandbox:fail=content_policy_violation] A fox"),
+        (alice, "[sandbox:fail=generation_failed_no_content] A heron"),
+        (bob, "[sandbox:http=400] A crane"),
+        (charlie, "[sandbox:fail=content_policy_violation] Another team's fox"),
+    ]:
+        run_until_final(make_task(other_team if user == charlie else team, user, prompt=prompt))
+    failed = GenerationTask.objects.filter(team=team, status=Status.FAILED)
+    assert failed.count() == 3 and failed.exclude(upstream_id="").count() == 2
+
+    html = client_alice.get("/providers/").content.decode()
+    sandbox = row(html, "sandbox")
+    assert "3 of 4 finished tasks failed" in sandbox
+    assert "1 when sent, 2 after the provider took them" in sandbox
+    assert "1 × The provider&#x27;s safety filter blocked this prompt or its reference images." in sandbox
+    assert "1 × The provider finished without producing an image." in sandbox
+    assert "1 × The provider refused this request." in sandbox
+    # Every request went fine (the refusal was the prompt's, not the provider's trouble), and the
+    # page says so in its own column rather than passing it off as the tasks' count.
+    requests = ProviderCall.objects.filter(provider="sandbox").count()  # every team's
+    assert requests >= 9 and f"0 of {requests} requests failed" in sandbox
+    assert "last 24 hours" in html and "Your team's tasks" in html
+
+
+def test_a_provider_without_tasks_in_the_window_says_so(client_alice, team, alice):
+    task = run_until_final(make_task(team, alice, prompt="[sandbox:fail=content_policy_violation] Old"))
+    GenerationTask.objects.filter(pk=task.pk).update(created_at=task.created_at - router.RECENT)
+    sandbox = row(client_alice.get("/providers/").content.decode(), "sandbox")
+    assert "No tasks" in sandbox and "failed" not in sandbox.split('data-label="Requests"')[0]

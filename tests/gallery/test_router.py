@@ -53,7 +53,7 @@ def test_evolink_answering_503_fails_over_to_byteplus(evolink, byteplus, team, a
     assert evolink.deleted == [evolink.uploads[0]["file_id"]]
     assert len(byteplus.references) == 1
     # The history says who ran it.
-    assert "byteplus" in client_alice.get(f"/tasks/{task.pk}/").content.decode()
+    assert "<dt>Provider</dt><dd>BytePlus ModelArk</dd>" in client_alice.get(f"/tasks/{task.pk}/").content.decode()
 
 
 def test_the_breaker_opens_after_three_failures_skips_and_closes_again(evolink, byteplus, team, alice, settings):

@@ -273,6 +273,12 @@ def left_unless_last_owner(ctx):
         unchanged(ctx)
 
 
+def rivals_deleted(ctx):
+    assert not Team.objects.filter(pk=ctx.w.rivals.pk).exists()
+    assert not Membership.objects.filter(user=ctx.w.charlie).exists()
+    assert ctx.after["tasks"] == ctx.before["tasks"] and ctx.after["images"] == ctx.before["images"]
+
+
 def team_created(ctx):
     team = Team.objects.get(name="Night Shift")
     assert list(team.memberships.values_list("user", "role")) == [(ctx.user.pk, Role.OWNER)]
@@ -510,6 +516,13 @@ GALLERY_ROUTES = [
     # The last owner of a team may not leave it (alice of Studio, charlie of Rivals): 409.
     Case("team_leave", "team/leave/", "team_leave", expect(409, HOME, HOME, 409, LOGIN), "POST",
          effect=left_unless_last_owner),
+    # Deleting a team: owners only, typing its name. Studio has tasks running (409: nothing goes);
+    # "Studio" is not the name of charlie's team (400).
+    Case("team_delete", "team/delete/", "team_delete", expect(409, 403, 403, 400, LOGIN), "POST",
+         data=lambda w: {"name": "Studio"}, effect=unchanged),
+    # Typing "Rivals": charlie deletes his own team and, in no team now, is asked to create one.
+    Case("team_delete:rivals", "team/delete/", "team_delete", expect(400, 403, 403, to("/teams/new/"), LOGIN),
+         "POST", data=lambda w: {"name": "Rivals"}, effect=rivals_deleted),
     Case("team_create", "teams/new/", "team_create", TEAM_PAGE),
     Case("team_create:post", "teams/new/", "team_create", expect(HOME, HOME, HOME, HOME, LOGIN), "POST",
          data=lambda w: {"name": "Night Shift"}, effect=team_created),

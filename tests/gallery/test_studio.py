@@ -119,13 +119,20 @@ def test_a_garbage_version_answers_the_whole_history(client_alice, team, alice):
     assert response.status_code == 200 and 'id="history-list"' in response.content.decode()
 
 
-def test_the_poll_stops_when_every_listed_task_is_final(client_alice, team, alice):
+def test_the_poll_slows_down_when_every_listed_task_is_final(client_alice, team, alice):
+    """Idle, the history still polls (a teammate's or the API's new task must show up), every 5 s;
+    an unchanged poll is a 204."""
     task = make_task(team, alice)
     assert 'hx-trigger="every 2s"' in client_alice.get("/").content.decode()
     set_status(task, Status.COMPLETED)
     html = client_alice.get("/history/?v=old", **HX).content.decode()
     poller = re.search(r'<div id="history-poll"[^>]*>', html).group(0)
-    assert "hx-trigger" not in poller
+    assert 'hx-trigger="every 5s"' in poller
+    token = re.search(r'data-version="([^"]+)"', poller).group(1)
+    assert client_alice.get(f"/history/?v={token}", **HX).status_code == 204
+    bob_task = make_task(team, alice)
+    html = client_alice.get(f"/history/?v={token}", **HX).content.decode()
+    assert f"task-{bob_task.pk}" in html and 'hx-trigger="every 2s"' in html
 
 
 @pytest.mark.parametrize("images_per_task", [1, 15])
@@ -158,13 +165,20 @@ def test_the_history_url_without_htmx_leads_to_the_studio(client_alice):
 # Submitting with htmx -----------------------------------------------------------------------
 
 
-def test_an_htmx_submit_returns_a_fresh_form_and_the_history_with_the_new_task(client_alice):
-    response = client_alice.post("/", form_data(), **HX)
+def test_an_htmx_submit_keeps_the_prompt_and_settings_and_returns_the_history_with_the_new_task(client_alice):
+    """People iterate: after Generate the form still holds what was sent (prompt, settings and
+    the references, now stored with the task), under a new submit token."""
+    data = form_data(size="16:9", quality="4K", submit_token="first-token", references=[png_upload("kept.png", "red")])
+    response = client_alice.post("/", data, **HX)
     html = response.content.decode()
     task = GenerationTask.objects.get()
     assert response.status_code == 200
     assert "taskCreated" in response["HX-Trigger"]
-    assert 'id="studio-form"' in html and "A kite over the dunes</textarea>" not in html
+    assert 'id="studio-form"' in html and "A kite over the dunes</textarea>" in html
+    assert re.search(r'name="size" value="16:9"\s+checked', html) and re.search(r'name="quality" value="4K"\s+checked', html)
+    reference = task.references.get()
+    assert f'name="keep_reference" value="{reference.pk}"' in html
+    assert 'value="first-token"' not in html
     assert 'id="history" class="history" hx-swap-oob="true"' in html
     assert f'id="task-{task.pk}"' in html
 
@@ -311,5 +325,8 @@ def test_an_outsider_gets_404_for_each_action(action, client_charlie, team, alic
 def test_the_task_page_shows_inputs_timeline_and_images(client_alice, team, alice):
     task = run_until_final(make_task(team, alice, prompt="Dune kite", n=2, references=[make_reference(name="k.png")]))
     html = client_alice.get(f"/tasks/{task.pk}/").content.decode()
-    assert "Dune kite" in html and "Sent to the provider" in html and "sandbox" in html
+    assert "Dune kite" in html and "Sent to the provider" in html and "Sandbox" in html
+    assert "<title>Dune kite · Task" in html
+    assert task.upstream_id not in html  # no internal ids on a person's page
+    assert html.index("/thumb/") < html.index("Timeline")  # the images first
     assert html.count("/thumb/") == 2 and f"/media/reference/{task.references.get().pk}/" in html

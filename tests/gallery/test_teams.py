@@ -519,7 +519,7 @@ def test_the_last_owner_cannot_leave(client_alice, alice, team):
     response = client_alice.post("/team/leave/")
 
     assert response.status_code == 409
-    assert "The last owner cannot leave the team: make someone else owner first." in page(response)
+    assert "first transfer ownership to another member (make them an owner here), or delete the team." in page(response)
     assert role_of(alice, team) == Role.OWNER
 
 
@@ -527,7 +527,7 @@ def test_the_last_owner_cannot_be_removed(client_alice, alice, team):
     response = client_alice.post(f"/team/members/{membership(alice, team).pk}/remove/")
 
     assert response.status_code == 409
-    assert "The last owner cannot leave the team: make someone else owner first." in page(response)
+    assert "first transfer ownership to another member (make them an owner here), or delete the team." in page(response)
     assert role_of(alice, team) == Role.OWNER
 
 
