@@ -3,6 +3,7 @@ import secrets
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch
 from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
@@ -12,7 +13,7 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 from gallery import budgets, catalog, history, options, pipeline
 from gallery.access import get_for_team, team_required
 from gallery.forms.studio import SubmitForm, remix_initial, stored_tiles
-from gallery.models import FINAL_STATES, GenerationTask
+from gallery.models import FINAL_STATES, GalleryImage, GenerationTask
 from gallery.providers import default_provider_name, price_per_image
 from gallery.views.accounts import form_data
 
@@ -134,7 +135,8 @@ def history_fragment(request):
 
 
 def _task_for_page(request, task_id):
-    tasks = GenerationTask.objects.select_related("created_by").prefetch_related("images", "references")
+    images = Prefetch("images", queryset=GalleryImage.objects.order_by("index"))
+    tasks = GenerationTask.objects.select_related("created_by").prefetch_related(images, "references")
     return get_for_team(request, tasks, pk=task_id)
 
 

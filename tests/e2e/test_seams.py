@@ -206,3 +206,23 @@ def test_the_task_page_and_the_queued_note_follow_the_task_to_its_end(live_serve
     run_until_final(other)
     expect(page.locator(".task-state .status")).to_have_text(re.compile("Completed"), timeout=POLL)
     expect(page.locator(".task-images img")).to_have_count(1)
+
+
+def test_the_full_screen_viewer_opens_from_a_history_row_and_the_task_page(live_server, page, team, alice):
+    task = run_until_final(make_task(team, alice, prompt="Three foxes", n=3))
+    assert task.images.count() == 3
+    sign_in(page, live_server)
+    for where in ("history", "task page"):
+        if where == "task page":
+            page.goto(f"{live_server.url}/tasks/{task.pk}/")
+            thumbs = page.locator(".task-images a[data-viewer]")
+        else:
+            thumbs = page.locator(f"#task-{task.pk} .thumbs a[data-viewer]")
+        thumbs.first.click()
+        viewer = page.locator("dialog[open]")
+        expect(viewer).to_contain_text("1 of 3")
+        page.keyboard.press("ArrowRight")
+        expect(viewer).to_contain_text("2 of 3")
+        page.keyboard.press("Escape")
+        expect(page.locator("dialog[open]")).to_have_count(0)
+        expect(thumbs.nth(1)).to_be_focused()  # back on the image last shown
