@@ -10,6 +10,7 @@ Pure Python over httpx/httpcore: callers pass the policy in.
 
 import functools
 import ipaddress
+import os
 import re
 import socket
 import time
@@ -31,6 +32,18 @@ PRIVATE = "This address points inside a private network, which the studio never 
 METADATA = "This address belongs to a cloud metadata service, which the studio never fetches from."
 RESERVED = "This is not a public internet address, so the studio never fetches from it."
 TUNNEL = "This address carries another address inside it, which the studio never fetches from."
+ONE_WORD = ("This address has a one-word host name, which only means something inside a private network; the studio "
+            "only fetches from public names such as images.example.com.")
+PRIVATE_NAME = ("This host name is reserved for private networks (names ending in .local, .internal, .lan, .home.arpa "
+                "and the like), so the studio never fetches from it.")
+OWN_NAME = "This host name is one of the studio machine's own names (in its hosts file), so the studio never fetches from it."
+
+# Names no public DNS answer can be trusted for, refused before any lookup: special-use names (IANA's registry:
+# RFC 6761, 6762, 7686, 8375, 9476), the private-use .internal, and the suffixes RFC 6762 (appendix G) lists as
+# used on private networks. .test and .example are not here: RFC 6761 asks applications not to treat them as special.
+PRIVATE_SUFFIXES = ("local", "internal", "home.arpa", "lan", "intranet", "corp", "home", "private", "localdomain",
+                    "invalid", "onion", "alt")
+HOSTS_FILE = "/etc/hosts"
 
 
 @dataclass(frozen=True)
@@ -114,7 +127,7 @@ def check_url(url, policy):
     """The URL as httpx.URL if nothing in its spelling is refused; the addresses it resolves to come later."""
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
+    except (httpx.InvalidURL, TypeError, UnicodeError):  # UnicodeError: a lone surrogate cannot be quoted
         raise UnsafeURL(INVALID) from None
     if parsed.scheme == "http" and not policy.allow_http:
         raise UnsafeURL("The studio only fetches secure https:// addresses, not plain http:// ones.")
@@ -146,9 +159,61 @@ def check_url(url, policy):
     if ipv4:
         check_address(ipv4, policy)
         return parsed.copy_with(host=ipv4)  # one spelling from here on, so nothing reads it differently
-    if (name == "localhost" or name.endswith(".localhost")) and not policy.allow_loopback and policy.check_addresses:
+    check_name(name, policy)
+    # A public name's trailing dot is dropped: one spelling from here on (and the one certificates carry).
+    return parsed.copy_with(host=name) if name != host else parsed
+
+
+def check_name(host, policy):
+    """Raises UnsafeURL for a host name that cannot be a public one, before anything looks it up: one-word
+    names (`vm`, `localhost`), reserved private suffixes (`.local`, `.internal`, …) and the machine's own names
+    from its hosts file, each with or without a trailing dot. IP literals are left to check_address."""
+    if not policy.check_addresses:
+        return
+    name = host.lower().removesuffix(".")
+    try:
+        ipaddress.ip_address(name)
+        return
+    except ValueError:
+        pass
+    if name == "localhost" or name.endswith(".localhost"):
+        if policy.allow_loopback:
+            return  # it resolves to loopback, which this policy allows (tests, fake upstreams)
         raise UnsafeURL(LOOPBACK)
-    return parsed
+    if "." not in name:
+        raise UnsafeURL(ONE_WORD)
+    if any(name == suffix or name.endswith("." + suffix) for suffix in PRIVATE_SUFFIXES):
+        raise UnsafeURL(PRIVATE_NAME)
+    if name in _hosts_file_names():
+        raise UnsafeURL(OWN_NAME)
+
+
+def _hosts_file_names():
+    try:
+        status = os.stat(HOSTS_FILE)
+    except OSError:
+        return frozenset()
+    return _read_hosts_file(HOSTS_FILE, status.st_mtime_ns, status.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_hosts_file(path, mtime_ns, size):
+    """The names a hosts file gives addresses to (lower case, no trailing dot); read again when it changes."""
+    names = set()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.partition("#")[0].split()
+                names.update(field.lower().removesuffix(".") for field in fields[1:])
+    except OSError:
+        return frozenset()
+    return frozenset(names)
+
+
+def resolve(host, port):
+    """The addresses `host` resolves to: the only name lookup in this module (tests replace socket.getaddrinfo)."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in found))
 
 
 # The deadline of the open_stream call running in this context; every socket operation stops there.
@@ -200,11 +265,11 @@ class GuardedBackend(httpcore.SyncBackend):
         self.policy = policy
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        check_name(host, self.policy)  # again here: a client used directly has not been through check_url
         try:
-            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            addresses = resolve(host, port)
         except OSError as e:
             raise httpcore.ConnectError(f"Could not resolve {host}: {e}") from e
-        addresses = list(dict.fromkeys(info[4][0] for info in found))
         if not addresses:
             raise httpcore.ConnectError(f"Could not resolve {host}.")
         # All of them, not only the one we would use: a name with one private address among public ones
@@ -376,7 +441,7 @@ class _Call:
             )
         try:
             target = response.url.join(response.headers["location"])
-        except httpx.InvalidURL:
+        except (httpx.InvalidURL, UnicodeError):
             raise UnsafeURL(INVALID) from None
         target = check_url(target, self.policy)
         if str(target.copy_with(fragment=None)) in chain:

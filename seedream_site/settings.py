@@ -472,6 +472,12 @@ ALLOW_LOOPBACK_URLS = env_bool("ALLOW_LOOPBACK_URLS", False)
 # The Team API (docs/API.md): requests per minute per key, how long a signed result link works
 # (each GET of a task gives a new one) and how many files the file service keeps per team.
 API_RATE_LIMIT_PER_MINUTE = env_number("API_RATE_LIMIT_PER_MINUTE", 60, minimum=1)
+# Requests with a wrong, revoked or malformed key, per client address, in a sliding window;
+# past it: 429. A valid key is never refused by it.
+API_AUTH_FAILURE_LIMIT = (
+    env_number("API_AUTH_FAILURE_LIMIT", 20, minimum=1),
+    60 * env_number("API_AUTH_FAILURE_MINUTES", 5, minimum=1, maximum=24 * 60),
+)
 API_RESULT_URL_DAYS = env_number("API_RESULT_URL_DAYS", 7, minimum=1, maximum=365)
 API_FILE_QUOTA = env_number("API_FILE_QUOTA", 2000, minimum=1)
 
@@ -488,7 +494,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"context": {"()": "gallery.logs.ContextFilter"}},
     "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s [req %(request_id)s task %(task_id)s] %(message)s"},
+        # Both escape control characters (a forged line break in a path stays on its line).
+        "text": {"()": "gallery.logs.TextFormatter"},
         "json": {"()": "gallery.logs.JsonFormatter"},
     },
     "handlers": {

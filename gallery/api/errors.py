@@ -11,6 +11,7 @@ TYPES = {
     404: "not_found_error",
     405: "invalid_request_error",
     409: "conflict_error",
+    411: "invalid_request_error",
     413: "request_too_large_error",
     415: "unsupported_media_type_error",
     422: "idempotency_error",
@@ -48,7 +49,7 @@ def error_response(status, message, param=None, headers=None, envelope=EVOLINK):
 
 
 def envelope_for(path):
-    return FILES if path.startswith("/api/v1/files/") else EVOLINK
+    return FILES if path == "/api/v1/files" or path.startswith("/api/v1/files/") else EVOLINK
 
 
 def is_api_path(path):

@@ -39,36 +39,49 @@ def _string(body, name, default=None):
     return value
 
 
+def _default(value, default):
+    return default if value is None else value
+
+
 def clean(body, team):
     """(cleaned, task_fields) for pipeline.submit_all, or ApiError naming the first problem."""
     if not isinstance(body, dict):
         raise ApiError(400, "The body must be a JSON object, e.g. {\"model\": \"doubao-seedream-4.0\", \"prompt\": \"…\"}.")
-    model_id = _string(body, "model", settings.DEFAULT_MODEL) or settings.DEFAULT_MODEL
-    model = catalog.get(model_id)
+    # Left out or null: the defaults. An empty string is a value, and not a valid one (as at EvoLink).
+    model_id = _string(body, "model", settings.DEFAULT_MODEL)
+    model = catalog.get(settings.DEFAULT_MODEL if model_id is None else model_id)
     if model is None:
         raise ApiError(400, f"Unknown model {model_id!r}: choose one of {', '.join(catalog.MODELS)}.", "model")
-    prompt = _rule("prompt", lambda: clean_prompt(_string(body, "prompt", ""), model))
+    raw_prompt = _string(body, "prompt", "")
+    if raw_prompt and len(raw_prompt) > model.max_prompt_chars:  # counted as sent, as the OpenAPI document says
+        over = len(raw_prompt) - model.max_prompt_chars
+        raise ApiError(400, options.say("prompt_too_long", length=f"{len(raw_prompt):,}", model=model.name,
+                                        limit=f"{model.max_prompt_chars:,}", over=f"{over:,}",
+                                        characters="characters" if over > 1 else "character"), "prompt")
+    prompt = _rule("prompt", lambda: clean_prompt(raw_prompt, model))
 
     n = body.get("n", 1)
+    if isinstance(n, float) and n.is_integer():
+        n = int(n)  # 2.0 is 2, as JSON Schema counts it
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= options.MAX_IMAGES:
         raise ApiError(400, options.say("n_range", max=options.MAX_IMAGES), "n")
 
-    size = _string(body, "size", "auto") or "auto"
+    size = _default(_string(body, "size"), "auto")
     custom = None
     if size not in RATIOS:
         if "x" not in size.lower() and "×" not in size and "*" not in size:
             raise ApiError(400, f"size must be one of {', '.join(RATIOS)} or WIDTHxHEIGHT, not {size!r}.", "size")
         custom = _rule("size", lambda: parse_custom_size(size, model))
         size = "auto"
-    quality = _string(body, "quality", model.default_quality) or model.default_quality
+    quality = _default(_string(body, "quality"), model.default_quality)
     if quality not in options.QUALITIES:
         raise ApiError(400, f"quality must be one of {', '.join(model.qualities)} for {model.name}.", "quality")
-    priority = _string(body, "prompt_priority", "standard") or "standard"
+    priority = _default(_string(body, "prompt_priority"), "standard")
     if priority not in dict(options.PRIORITIES):
         raise ApiError(400, "prompt_priority must be standard or fast.", "prompt_priority")
 
     extras = model_params(body.get("model_params"))
-    urls = body.get("image_urls") or []
+    urls = _default(body.get("image_urls"), [])
     if not isinstance(urls, list) or not all(isinstance(url, str) for url in urls):
         raise ApiError(400, "image_urls must be a list of URLs (https:// or data:image/…;base64,).", "image_urls")
     _rule("image_urls", lambda: check_reference_count(len(urls)))

@@ -25,7 +25,7 @@ def body_digest(raw):
     """The same JSON, however it is spaced or ordered, is the same body."""
     try:
         canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         canonical = raw
     return hashlib.sha256(canonical).hexdigest()
 

@@ -2,6 +2,7 @@
 signed links (valid for API_RESULT_URL_DAYS, a new one on every GET), and file objects."""
 
 import re
+import uuid
 
 from django.conf import settings
 from django.core import signing
@@ -9,6 +10,10 @@ from django.core import signing
 from gallery import options
 from gallery.models import FINAL_STATES, Status
 
+# A signed link names a random public id (an image's public_id, a file's file_id), never a row id.
+RESULT_LINK_SALT = "gallery.api.result.v2"
+FILE_LINK_SALT = "gallery.api.file.v2"
+# Links made before issue 21 signed the row id itself (signing.dumps(pk), "MQ…" for row 1).
 RESULT_SALT = "gallery.api.result"
 FILE_SALT = "gallery.api.file"
 # EvoLink has four task states; ours map onto them (a cancelled task is a failed one there).
@@ -35,38 +40,67 @@ def base_url(request=None, task=None):
     return (task.api_base_url if task else "") or "http://127.0.0.1:8000"
 
 
-def _link(base, prefix, salt, pk, image_format):
-    token = signing.dumps(pk, salt=salt)
+def _link(base, prefix, salt, public_id, image_format):
+    token = signing.TimestampSigner(salt=salt).sign(public_id)
     return f"{base}{prefix}{token}{options.extension(image_format)}"
 
 
 def result_url(image, base):
-    return _link(base, "/v1/results/", RESULT_SALT, image.pk, image.format)
+    return _link(base, "/v1/results/", RESULT_LINK_SALT, image.public_id.hex, image.format)
 
 
 def file_url(api_file, base):
-    return _link(base, "/api/v1/files/content/", FILE_SALT, api_file.pk, api_file.format)
+    return _link(base, "/api/v1/files/content/", FILE_LINK_SALT, api_file.file_id, api_file.format)
 
 
-def unsign(value, salt):
-    """The id a signed link names, or None when it is not ours, altered or expired."""
+def _unsign(value, salt, legacy_salt):
+    """(field, value) naming the row a signed link is for, or None when the link is not ours,
+    altered or expired."""
     match = TOKEN.match(value or "")
     if not match:
         return None
+    max_age = settings.API_RESULT_URL_DAYS * 86400
     try:
-        pk = signing.loads(match[1], salt=salt, max_age=settings.API_RESULT_URL_DAYS * 86400)
+        return "public", signing.TimestampSigner(salt=salt).unsign(match[1], max_age=max_age)
+    except signing.BadSignature:
+        pass
+    # The old format, with the row id: links made before issue 21 work until they expire. Remove
+    # this branch (and RESULT_SALT, FILE_SALT) API_RESULT_URL_DAYS after the release that stopped
+    # making them (7 days by default, 365 at most): by then no such link verifies.
+    try:
+        pk = signing.loads(match[1], salt=legacy_salt, max_age=max_age)
     except signing.BadSignature:
         return None
-    return pk if isinstance(pk, int) else None
+    return ("pk", pk) if type(pk) is int else None
 
 
-def own_file_id(url):
-    """The ApiFile id of a file_url this studio signed (on whatever host name it was reached), else None."""
+def result_lookup(token):
+    """The GalleryImage filter for a signed result link, or None."""
+    found = _unsign(token, RESULT_LINK_SALT, RESULT_SALT)
+    if found and found[0] == "public":
+        try:
+            return {"public_id": uuid.UUID(hex=found[1])}
+        except ValueError:
+            return None
+    return {"pk": found[1]} if found else None
+
+
+def file_lookup(token):
+    """The ApiFile filter for a signed file link, or None."""
+    found = _unsign(token, FILE_LINK_SALT, FILE_SALT)
+    if found:
+        return {"file_id": found[1]} if found[0] == "public" else {"pk": found[1]}
+    return None
+
+
+def own_file_lookup(url):
+    """The ApiFile filter for a file_url this studio signed (on whatever host name it was
+    reached), else None."""
     path = url.split("?", 1)[0].split("#", 1)[0]
     marker = "/api/v1/files/content/"
     if marker not in path:
         return None
-    return unsign(path.rsplit(marker, 1)[1], FILE_SALT)
+    return file_lookup(path.rsplit(marker, 1)[1])
 
 
 def task_object(task, base):

@@ -13,7 +13,7 @@ from gallery.images.decode import InvalidImage
 from gallery.models import ApiFile
 
 from .errors import ApiError
-from .objects import own_file_id
+from .objects import own_file_lookup
 
 DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*);base64,(.*)$", re.DOTALL)
 # Base64 of a 10 MB file, plus room for a data: header and line breaks.
@@ -54,10 +54,10 @@ def checked(name, data, param):
 def own_file(team, url, param):
     """A reference from a file_url of this studio's file service, or None if `url` is not one.
     Another team's file is "not found", like anything else of another team."""
-    pk = own_file_id(url)
-    if pk is None:
+    lookup = own_file_lookup(url)
+    if lookup is None:
         return None
-    api_file = ApiFile.objects.filter(team=team, pk=pk).first()
+    api_file = ApiFile.objects.filter(team=team, **lookup).first()
     if api_file is None:
         raise ApiError(400, f"{param} names a file that does not exist (it was deleted, or belongs to another team).",
                        param)

@@ -2,6 +2,7 @@
 
 import re
 import unicodedata
+import uuid
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 
@@ -188,6 +189,8 @@ class GalleryImage(models.Model):
     sha256 = models.CharField(max_length=64)
     favourite = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
+    # What the Team API's signed result links name: random, so a link tells nothing of row ids.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
 
     objects = ImageQuerySet.as_manager()
 

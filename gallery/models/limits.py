@@ -15,3 +15,19 @@ class Throttle(models.Model):
 
     def __str__(self):
         return f"{self.key}: {self.hits} in window {self.window}"
+
+
+class RateWindow(models.Model):
+    """A sliding-window limit on one key: the hits of the last `period` seconds, counted in
+    SLOTS sub-windows of period/SLOTS seconds each (gallery/ratelimit.py). One row per key,
+    changed only by a conditional UPDATE on `version`, so concurrent requests on every process
+    and machine never count past the limit."""
+
+    key = models.CharField(max_length=200, unique=True)
+    slot = models.BigIntegerField(default=0, help_text="The newest sub-window counted, in sub-windows since 1970.")
+    counts = models.TextField(blank=True, help_text="Hits per sub-window, oldest first, ending at `slot`.")
+    version = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.key}: {self.counts} up to {self.slot}"

@@ -2,25 +2,27 @@
 file links, and the OpenAPI document. Each view only translates HTTP; the rules are in
 gallery/api/."""
 
-import json
 import secrets
 import uuid
+from functools import wraps
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.http import Http404, JsonResponse
+from django.http import JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
 
 from gallery import budgets, netguard, options
+from gallery.api import body as request_body
 from gallery.api import generations, idempotency
 from gallery.api.auth import api_view
-from gallery.api.errors import FILES, ApiError
-from gallery.api.objects import FILE_SALT, RESULT_SALT, base_url, file_object, task_object, unsign
-from gallery.api.openapi import document
+from gallery.api.errors import FILES, ApiError, envelope_for
+from gallery.api.objects import base_url, file_lookup, file_object, result_lookup, task_object
+from gallery.api.openapi import LIST_PAGE_LAST, LIST_PAGE_MAX, document
 from gallery.api.references import checked, decode_base64
 from gallery.models import ApiFile, GalleryImage, GenerationTask
 from gallery.models.tasks import delete_stored_files
@@ -29,27 +31,21 @@ from gallery.views.media import PRIVATE_HOUR, _serve
 
 JSON_TYPES = ("application/json", "text/json")
 URL_UPLOAD_DEADLINE = 15.0
-LIST_PAGE_MAX = 100
 # No budget: nothing caps what the key may spend but the studio's providers.
 UNLIMITED = 999_999_999.0
 
 
 def _raw_body(request):
-    """The body, read once. Not `request.body`: that refuses anything over Django's 2.5 MB form
-    limit, and a JSON body with data: URIs is larger; RequestSizeMiddleware caps it instead."""
-    if not hasattr(request, "_api_body"):
-        request._api_body = request.read()
-    return request._api_body
+    """The body, read once, within the endpoint's size cap (gallery/api/body.py)."""
+    return request_body.read(request, request.api_body_limit)
 
 
 def _json_body(request):
+    """The JSON document of the body, checked for size, depth and lone surrogates."""
     content_type = request.content_type or ""
     if content_type and content_type not in JSON_TYPES and not content_type.endswith("+json"):
         raise ApiError(415, f"Send the body as JSON with Content-Type: application/json (not {content_type}).")
-    try:
-        return json.loads(_raw_body(request) or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "The body is not valid JSON.") from None
+    return request_body.parse_json(_raw_body(request) or b"null")
 
 
 def _ok(data, status=200):
@@ -61,9 +57,10 @@ def _ok(data, status=200):
 # Tasks ----------------------------------------------------------------------------------------
 
 
-@api_view(["POST"])
+@api_view(["POST"], body=request_body.GENERATIONS)
 def generations_view(request):
     record = None
+    body = _json_body(request)  # before the Idempotency-Key's digest, which parses it again
     if "Idempotency-Key" in request.headers:
         key = idempotency.clean_key(request.headers["Idempotency-Key"])
         record, replay = idempotency.begin(request.api_key, key, idempotency.body_digest(_raw_body(request)))
@@ -71,18 +68,18 @@ def generations_view(request):
             response = _ok(replay[1], replay[0])
             response["Idempotent-Replayed"] = "true"
             return response
-    status, body = 500, None
+    status, answer = 500, None
     try:
-        cleaned, task_fields = generations.clean(_json_body(request), request.team)
+        cleaned, task_fields = generations.clean(body, request.team)
         base = base_url(request)
         task = generations.submit(request.team, request.api_key, cleaned, task_fields, base)
-        status, body = 200, task_object(task, base)
-        return _ok(body)
+        status, answer = 200, task_object(task, base)
+        return _ok(answer)
     except ApiError as e:
         status = e.status
         raise
     finally:
-        idempotency.finish(record, status, body)
+        idempotency.finish(record, status, answer)
 
 
 def _task(request, task_id):
@@ -119,31 +116,46 @@ def credits_view(request):
 # Signed links (no session, no key: the signature is the permission) -----------------------------
 
 
-@require_GET
+def _get_only(view):
+    """GET only, answered in the API's JSON shape (405 with Allow, 404 for a bad link), no CSRF."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            if request.method != "GET":
+                raise ApiError(405, f"This address takes GET requests, not {request.method}.", headers={"Allow": "GET"})
+            return view(request, *args, **kwargs)
+        except ApiError as e:
+            return e.response(envelope_for(request.path))
+
+    return wrapper
+
+
+@_get_only
 def result_file(request, token):
-    image = _signed_for(GalleryImage, token, RESULT_SALT,
+    image = _signed_for(GalleryImage, result_lookup(token),
                         "This link is not valid, or it has expired: GET the task again for a fresh one.")
     return _serve(request, image.file, image.content_type, PRIVATE_HOUR, etag=f'"{image.sha256}"')
 
 
-@require_GET
+@_get_only
 def file_content(request, token):
-    api_file = _signed_for(ApiFile, token, FILE_SALT, "This link is not valid, or it has expired.")
+    api_file = _signed_for(ApiFile, file_lookup(token), "This link is not valid, or it has expired.")
     return _serve(request, api_file.file, options.content_type(api_file.format), PRIVATE_HOUR,
                   etag=f'"{api_file.sha256}"')
 
 
-def _signed_for(model, token, salt, problem):
-    """The row a signed link names; 404 with `problem` if the link is forged, expired or its row
-    is gone."""
-    pk = unsign(token, salt)
-    found = model.objects.filter(pk=pk).first() if pk else None
+def _signed_for(model, lookup, problem):
+    """The row a signed link names (`lookup`, None for a forged or expired link); 404 with
+    `problem` if there is none."""
+    found = model.objects.filter(**lookup).first() if lookup else None
     if found is None:
-        raise Http404(problem)
+        raise ApiError(404, problem, "token")
     return found
 
 
-@require_GET
+@_get_only
 def openapi_view(request):
     response = JsonResponse(document(base_url(request)), json_dumps_params={"indent": 1})
     response["Access-Control-Allow-Origin"] = "*"  # API browsers may load it from elsewhere
@@ -182,27 +194,34 @@ def _store_file(request, name, data, param):
 def _file_name(value):
     if value is None:
         return ""
-    if not isinstance(value, str) or len(value) > 255 or not value.isprintable():
-        raise ApiError(400, "file_name must be a line of printable text of at most 255 characters.", "file_name")
-    return value
+    if not isinstance(value, str) or len(value) > 255:
+        raise ApiError(400, "file_name must be text of at most 255 characters.", "file_name")
+    return "".join(char for char in value if char.isprintable())  # what cannot be shown is dropped
 
 
-@api_view(["POST"], envelope=FILES)
+@api_view(["POST"], envelope=FILES, body=request_body.STREAM)
 def upload_stream(request):
     try:
-        upload = request.FILES.get("file")
+        fields, files = request_body.multipart(request, request_body.STREAM)
+        upload = files.get("file")
     except MultiPartParserError:
         raise ApiError(400, "The body is not a multipart/form-data upload the studio can read.", "file") from None
+    except RequestDataTooBig:
+        raise ApiError(413, "The upload's fields other than the file are larger than 2.5 MB; send the image as the "
+                            "field “file” and at most a file_name beside it.") from None
+    except (TooManyFieldsSent, TooManyFilesSent):
+        raise ApiError(400, "The upload carries more fields or files than the file service takes: send one image "
+                            "as the field “file” (and at most a file_name).") from None
     if upload is None:
         raise ApiError(400, "Send the image as the multipart/form-data field “file”.", "file")
     if upload.size > options.MAX_REFERENCE_BYTES:
         raise ApiError(413, f"The file is larger than {options.MAX_REFERENCE_BYTES // 2**20} MB, the most a reference "
                             "image may be.", "file")
-    name = _file_name(request.POST.get("file_name") or request.POST.get("fileName") or upload.name)
+    name = _file_name(fields.get("file_name") or fields.get("fileName") or upload.name)
     return _file_answer(request, _store_file(request, name, upload.read(), "file"))
 
 
-@api_view(["POST"], envelope=FILES)
+@api_view(["POST"], envelope=FILES, body=request_body.BASE64)
 def upload_base64(request):
     body = _json_body(request)
     value = body.get("base64_data") if isinstance(body, dict) else None
@@ -244,9 +263,9 @@ def files_quota(request):
 
 
 def _positive(request, name, default, maximum):
-    value = request.GET.get(name, "")
-    if value == "":
+    if name not in request.GET:
         return default
+    value = request.GET[name]
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= maximum:
         raise ApiError(400, f"{name} must be a whole number from 1 to {maximum:,}.", name)
     return int(value)
@@ -254,8 +273,10 @@ def _positive(request, name, default, maximum):
 
 @api_view(["GET"], envelope=FILES)
 def files_list(request):
-    page = _positive(request, "page", 1, 1_000_000)
-    size = _positive(request, "page_size", 20, LIST_PAGE_MAX)
+    page = _positive(request, "page", 1, LIST_PAGE_LAST)
+    # EvoLink's own client sends pageSize; page_size is the studio's spelling. Both are checked; page_size wins.
+    size = _positive(request, "pageSize", 20, LIST_PAGE_MAX)
+    size = _positive(request, "page_size", size, LIST_PAGE_MAX)
     files = ApiFile.objects.filter(team=request.team)
     total = files.count()
     base = base_url(request)
@@ -266,7 +287,9 @@ def files_list(request):
 
 @api_view(["DELETE"], envelope=FILES)
 def file_delete(request, file_id):
-    api_file = ApiFile.objects.filter(team=request.team, file_id=file_id).first()
+    # An id no file can have (a NUL, which PostgreSQL cannot compare, or too long) is not looked up.
+    fits = file_id.isprintable() and len(file_id) <= 40
+    api_file = ApiFile.objects.filter(team=request.team, file_id=file_id).first() if fits else None
     if api_file is None:
         raise ApiError(404, "There is no file with this id (or it belongs to another team).", "file_id")
     name = api_file.file.name

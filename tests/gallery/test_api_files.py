@@ -117,6 +117,21 @@ def test_quota_list_and_delete(api, rival_api, settings):
     assert ApiFile.objects.count() == 1
 
 
+def test_the_list_takes_evolinks_pagesize_as_well_as_page_size(api):
+    """EvoLink's client sends pageSize (issue 21: asking for 1 returned 20)."""
+    for _ in range(3):
+        upload(api)
+    listed = api.get("/api/v1/files/list", pageSize="1").json()["data"]
+    assert (len(listed["files"]), listed["page_size"], listed["total"]) == (1, 1, 3)
+    second = api.get("/api/v1/files/list", pageSize="2", page="2").json()["data"]
+    assert (len(second["files"]), second["page_size"], second["page"]) == (1, 2, 2)
+    assert api.get("/api/v1/files/list", pageSize="1", page_size="2").json()["data"]["page_size"] == 2
+    assert_file_error(api.get("/api/v1/files/list", pageSize="0"), 400, "pageSize must be a whole number from 1 to 100")
+    assert_file_error(api.get("/api/v1/files/list", pageSize="101", page_size="5"), 400, "pageSize")
+    assert_file_error(api.get("/api/v1/files/list", page="1000001"), 400, "page must be a whole number from 1 to 1,000,000")
+    assert_file_error(api.get("/api/v1/files/list", page=""), 400, "page")
+
+
 def test_file_service_errors_use_its_envelope_for_keys_and_methods(api):
     from tests.gallery.api_kit import ApiClient
 

@@ -86,6 +86,35 @@ def test_hostile_upload_urls_are_refused_without_connecting(api, strict, connect
     assert connect_guard.attempts == []
 
 
+# Names that cannot be public (issue 21: a DNS query left for https://vm.): each field refuses them at
+# once, with the guard's sentence, before any lookup.
+hosts_file = test_netguard.hosts_file
+PRIVATE_NAMES = {
+    "vm": "one-word host name", "vm.": "one-word host name", "localhost.": "own machine",
+    "printer.local": "reserved for private networks", "db.internal.": "reserved for private networks",
+    "router.home.arpa": "reserved for private networks", "nas.lan": "reserved for private networks",
+    "buildbox.example.org.": "machine's own names",  # in the hosts file (the fixture's)
+}
+FIELDS = {
+    "image_urls": lambda api, url: assert_error(
+        api.post("/v1/images/generations", {**BODY, "image_urls": [url]}), 400, "image_urls[0]")["message"],
+    "callback_url": lambda api, url: assert_error(
+        api.post("/v1/images/generations", {**BODY, "callback_url": url}), 400, "callback_url")["message"],
+    "file_url": lambda api, url: assert_file_error(
+        api.post("/api/v1/files/upload/url", {"file_url": url}), 400)["msg"],
+}
+
+
+@pytest.mark.parametrize("field", FIELDS)
+@pytest.mark.parametrize("host", PRIVATE_NAMES)
+def test_names_that_cannot_be_public_are_refused_with_a_sentence_and_no_lookup(
+    api, strict, hosts_file, fake_dns, connect_guard, field, host
+):
+    message = FIELDS[field](api, f"https://{host}/a.png")
+    assert message.startswith(field) and PRIVATE_NAMES[host] in message, message
+    assert fake_dns.lookups == [] and connect_guard.attempts == [] and GenerationTask.objects.count() == 0
+
+
 @pytest.mark.parametrize("host", HOSTILE_HOSTS)
 def test_a_name_that_resolves_inside_fails_the_task_in_the_worker_without_connecting(
     api, strict, connect_guard, fake_dns, host

@@ -345,6 +345,81 @@ def test_it_refuses_even_when_the_client_is_used_directly(fake_dns, connect_guar
     assert connect_guard.attempts == []
 
 
+# Names that cannot be public: refused before any lookup (issue 21: a DNS query left for https://vm.).
+
+ONE_WORD = "one-word host name"
+PRIVATE_NAME = "reserved for private networks"
+OWN_NAME = "machine's own names"
+
+PRIVATE_NAMES = [
+    pytest.param("https://vm/a.png", ONE_WORD, id="one word"),
+    pytest.param("https://vm./a.png", ONE_WORD, id="one word with a trailing dot"),
+    pytest.param("https://VM.:8443/a.png", ONE_WORD, id="one word in capitals with a port"),
+    pytest.param("https://printer.local/", PRIVATE_NAME, id=".local"),
+    pytest.param("https://printer.local./", PRIVATE_NAME, id=".local with a trailing dot"),
+    pytest.param("https://db.internal/", PRIVATE_NAME, id=".internal"),
+    pytest.param("https://router.home.arpa/", PRIVATE_NAME, id=".home.arpa"),
+    pytest.param("https://nas.lan/", PRIVATE_NAME, id=".lan"),
+    pytest.param("https://wiki.corp./", PRIVATE_NAME, id=".corp with a trailing dot"),
+    pytest.param("https://x.onion/", PRIVATE_NAME, id=".onion"),
+    pytest.param("https://a.invalid/", PRIVATE_NAME, id=".invalid"),
+    pytest.param("https://localhost.localdomain/", PRIVATE_NAME, id="localhost.localdomain"),
+    pytest.param("https://buildbox.example.org/", OWN_NAME, id="in the hosts file"),
+    pytest.param("https://buildbox.example.org./", OWN_NAME, id="in the hosts file, with a trailing dot"),
+    pytest.param("https://devbox.example.net/", OWN_NAME, id="written with a trailing dot in the hosts file"),
+]
+
+
+@pytest.fixture
+def hosts_file(tmp_path, monkeypatch):
+    from gallery import netguard
+
+    path = tmp_path / "hosts"
+    path.write_text("127.0.0.1 localhost\n10.1.2.3\tbuildbox.example.org buildbox  # the CI box\n"
+                    "# 10.9.9.9 commented.example.com\n127.0.1.1 devbox.example.net.\n")
+    monkeypatch.setattr(netguard, "HOSTS_FILE", str(path))
+    return path
+
+
+@pytest.mark.parametrize(("url", "reason"), PRIVATE_NAMES)
+@pytest.mark.parametrize("policy", [STRICT, LOCAL], ids=["strict", "loopback allowed"])
+def test_it_refuses_names_that_cannot_be_public_before_any_lookup(
+    url, reason, policy, hosts_file, fake_dns, connect_guard
+):
+    with make_client(policy) as client:
+        with pytest.raises(UnsafeURL) as refused:
+            fetch(client, url, policy, **LIMITS)
+        assert reason in refused.value.message
+        with pytest.raises(UnsafeURL, match=reason):
+            client.get(url)  # the client's own connect refuses it too, without asking DNS
+    assert fake_dns.lookups == [] and connect_guard.attempts == []
+
+
+def test_names_not_in_the_hosts_file_and_operator_urls_pass(hosts_file, fake_dns):
+    check_url("https://commented.example.com/", STRICT)  # a comment in the hosts file names nothing
+    check_url("https://images.test/", STRICT)  # RFC 6761: .test names are not special to applications
+    assert check_url("https://localhost./", LOCAL).host == "localhost"  # loopback allowed: so is its name
+    # Addresses the operator configured are trusted where they are, one-word names included.
+    assert check_url("http://evolink-proxy:8080/v1/", Policy(allow_http=True, check_addresses=False)).host == "evolink-proxy"
+    assert fake_dns.lookups == []
+
+
+def test_a_public_name_loses_its_trailing_dot_and_is_looked_up_once(server, http, fake_dns, connect_guard):
+    assert str(check_url("https://example.com./a.png?x=1", STRICT)) == "https://example.com/a.png?x=1"
+    fake_dns.names["images.test"] = ["127.0.0.1"]
+    body, _ = fetch(http, f"http://images.test.:{server.port}/image", LOCAL, **LIMITS)
+    assert body == IMAGE and server.received[-1].headers["host"] == f"images.test:{server.port}"
+    names = [host for host in fake_dns.lookups if not is_loopback(host)]  # the connect "resolves" its literal
+    assert names == ["images.test"] and connect_guard.hosts == {"127.0.0.1"}
+
+
+def test_a_redirect_to_a_one_word_name_is_refused_without_a_lookup(server, http, fake_dns, connect_guard):
+    server.routes["/to-vm"] = redirect("https://vm./latest/")
+    with pytest.raises(UnsafeURL, match=ONE_WORD):
+        fetch(http, server.url + "/to-vm", LOCAL, **LIMITS, max_redirects=5)
+    assert all(is_loopback(host) for host in fake_dns.lookups) and connect_guard.hosts == {"127.0.0.1"}
+
+
 PUBLIC = ["93.184.216.34", "2606:4700:4700::1111", "::ffff:93.184.216.34", "2002:5db8:d822::1"]
 
 

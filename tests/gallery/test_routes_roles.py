@@ -44,7 +44,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlencode, urlsafe_base64_encode
 
 from gallery import pipeline
-from gallery.api.objects import RESULT_SALT
+from gallery.api.objects import result_url
 from gallery.models import (
     ApiKey,
     CallbackDelivery,
@@ -209,9 +209,7 @@ def redelivered(ctx):
 
 
 def result_token(w):
-    from django.core import signing
-
-    return signing.dumps(w.image.pk, salt=RESULT_SALT) + ".png"
+    return result_url(w.image, "").rsplit("/", 1)[1]
 
 
 def favourited(ctx):
