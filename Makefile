@@ -75,10 +75,12 @@ redis:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null || \
 		echo "redis-server could not be installed: the Redis tests will use 127.0.0.1:6379 or skip." >&2; fi
 
-# Tests sign with a fixed key, so the PostgreSQL run (which refuses to start without one) and
-# the worker processes the tests start all agree.
+# The import contracts (pyproject.toml, [tool.importlinter]) run first: a broken layer fails in
+# seconds, naming the import chain that breaks it. Tests sign with a fixed key, so the PostgreSQL
+# run (which refuses to start without one) and the worker processes the tests start all agree.
 test: export SECRET_KEY ?= test-only-secret-key-never-used-in-production-0123456789
 test: install-test chromium s3rver redis
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n auto --maxprocesses 4
 
 bench: install-test

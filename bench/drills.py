@@ -130,7 +130,7 @@ def drill(team, user, plan, workdir, env):
             **env, **upstream,
             "DJANGO_SETTINGS_MODULE": "bench.drill_settings",
             "DRILL_STORAGE_FAULT_FILE": str(fault_file),
-            "TASK_LEASE_SECONDS": "8",  # calls end within 5 s (gallery.providers.http.within_lease)
+            "TASK_LEASE_SECONDS": "8",  # calls end within 5 s (gallery.outbound.within_lease)
             "BREAKER_COOLDOWN_SECONDS": "1",
             "ALLOW_HTTP_URLS": "true",
             "ALLOW_LOOPBACK_URLS": "true",

@@ -1,7 +1,7 @@
 """The Seedream family as data: what each model accepts, its ids at each provider and its price.
 
 Read by the studio form and the API (the rules), the pixel-size resolver, the providers, the
-sandbox, the router (who serves which model, at what price), the templates and studio.js (through
+sandbox, offers and routing (who serves which model, at what price), the templates and the studio's scripts (through
 options.studio_rules). Adding a model is one entry in MODELS. Plain data: no Django imports.
 
 Source: EvoLink's API reference (2026). Where copies of it disagree (⚠), the narrower rule is
@@ -102,7 +102,7 @@ def price(model_id, provider, quality, overrides):
 
 
 def rules():
-    """Each model's rules for studio.js (the same values the server checks)."""
+    """Each model's rules for the studio's scripts (the same values the server checks)."""
     return {
         model.id: {
             "name": model.name,

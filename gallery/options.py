@@ -77,7 +77,7 @@ def nearest_ratio(width, height):
 
 
 # The words of every rule, shared by the server (gallery/forms/studio.py) and the browser
-# (static/gallery/studio.js, through the "studio-rules" JSON in the page): one text per rule.
+# (static/gallery/studio-rules.js, through the "studio-rules" JSON in the page): one text per rule.
 # Placeholders are {name}; numbers come formatted ("2,000").
 MESSAGES = {
     "prompt_blank": "Write a prompt: describe the image you want.",

@@ -32,7 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from gallery import budgets, catalog, logs, options
+from gallery import budgets, catalog, logs, options, routing, webhooks
 from gallery.forms.studio import sent_prompt
 from gallery.images.decode import (
     ImageInfo,
@@ -54,14 +54,9 @@ from gallery.models import (
     Team,
 )
 from gallery.models.tasks import delete_stored_files
-from gallery.providers import (
-    GenerationRequest,
-    ProviderError,
-    default_provider_name,
-    get_provider,
-    price_per_image,
-    router,
-)
+from gallery.offers import price_per_image
+from gallery.providers import GenerationRequest, ProviderError
+from gallery.routing import get_provider
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +128,7 @@ def submitted_with(task):
 
 def provider_for(model, quality):
     """The provider a new task of `model` is priced for; ModelUnavailable when none serves it."""
-    provider = default_provider_name(model, quality)
+    provider = routing.first_choice(model, quality)
     if provider is None:
         raise ModelUnavailable(catalog.MODELS[model].name if model in catalog.MODELS else model)
     return provider
@@ -271,6 +266,7 @@ def enqueue(task_id, run_after=None):
     """Nudges a worker to advance the task. Never raises: the task row is the record, and a nudge
     that could not be queued (Redis down, a broken connection after commit) is made again by the
     sweeper once the task's check is overdue."""
+    # The job loop: the job (gallery/tasks.py) runs advance, which enqueues the next check.
     from gallery.tasks import advance
 
     job = advance.using(run_after=run_after) if run_after else advance
@@ -357,7 +353,7 @@ def create_upstream(task):
         task.update_fields(uncertain_creates=task.uncertain_creates + 1)
     try:
         # The router tries the cheapest healthy provider first and fails over to the next.
-        _, created = router.create(task.pk, lambda provider: create_at(task, provider), task.model, task.quality)
+        _, created = routing.create(task.pk, lambda provider: create_at(task, provider), task.model, task.quality)
     except ProviderError as e:
         task.update_fields(create_started_at=None)
         handle_error(task, e)
@@ -390,7 +386,7 @@ def create_at(task, provider):
     task.extend_lease()  # the create call must end inside the lease, or a second worker may pay again
     task.update_fields(create_started_at=timezone.now())
     try:
-        return router.call(provider.name, lambda: provider.create(generation_request(task, urls)))
+        return routing.call(provider.name, lambda: provider.create(generation_request(task, urls)))
     except ProviderError as e:
         # A call that timed out may have reached the provider, which may be making images we will
         # never hear of: recorded on the task, like a create cut short by a crash.
@@ -449,7 +445,7 @@ def delete_upstream_references(task, forget=False):
         try:
             if provider and ref.upstream_file_id:
                 task.extend_lease()
-                router.call(provider.name, lambda: provider.delete_reference(ref.upstream_file_id))
+                routing.call(provider.name, lambda: provider.delete_reference(ref.upstream_file_id))
                 deleted = True
         except ProviderError:
             log.warning("Task %s: upstream file %s not deleted", task.pk, ref.upstream_file_id)
@@ -466,7 +462,7 @@ def deliver_references(task, provider):
         if not ref.upstream_url:
             task.extend_lease()  # ten slow uploads can outlast one lease
             data, image_format = prepare_for_upstream(_read(ref.file))
-            file_id, url = router.call(provider.name, lambda: provider.deliver_reference(data, image_format))
+            file_id, url = routing.call(provider.name, lambda: provider.deliver_reference(data, image_format))
             keep_if_still_leased(task, provider, file_id)
             ref.upstream_file_id, ref.upstream_url = file_id, url
             ref.save(update_fields=["upstream_file_id", "upstream_url"])
@@ -494,7 +490,7 @@ def follow(task):
         return
     try:
         task.extend_lease()
-        upstream = router.call(provider.name, lambda: provider.get(task.upstream_id))
+        upstream = routing.call(provider.name, lambda: provider.get(task.upstream_id))
     except ProviderError as e:
         if e.retryable:
             task.update_fields(next_check_at=backoff(task, e.retry_after, attempt=2))
@@ -520,7 +516,7 @@ def follow(task):
 def handle_error(task, error):
     """Retryable errors go back to the queue with backoff (bounded); others end the task. Waiting
     for resting providers is not a try: it uses up no retry."""
-    if error.code == router.RESTING:
+    if error.code == routing.RESTING:
         task.update_fields(next_check_at=backoff(task, error.retry_after, attempt=1), error_code=error.code,
                            error_message=f"{error.message} Waiting…")
         return
@@ -856,16 +852,26 @@ def complete(task, errors):
     message = ""
     if errors:
         message = f"{len(errors)} of {len(task.result_urls)} images could not be downloaded from the provider."
-    if task.move_to(Status.COMPLETED, progress=100, error_message=message):
+    if finish(task, Status.COMPLETED, progress=100, error_message=message):
         tidy(task)
 
 
 # Finish ---------------------------------------------------------------------------------------
 
 
+def finish(task, status, **fields):
+    """Moves the task to a final state (GenerationTask.move_to). For an API task with a
+    callback_url, the callback's outbox row is written in the same transaction: both commit or
+    neither does, so a final task always has its callback. False if another process moved the
+    task first."""
+    if not task.callback_url:
+        return task.move_to(status, **fields)
+    return task.move_to(status, on_move=webhooks.record_final, **fields)
+
+
 def fail(task, code, message):
     """Ends the task as failed; only where the caller holds the task's lease."""
-    if not task.is_final and task.move_to(Status.FAILED, error_code=code or "", error_message=message):
+    if not task.is_final and finish(task, Status.FAILED, error_code=code or "", error_message=message):
         tidy(task)
 
 
@@ -886,7 +892,7 @@ def cancel(task):
     for _ in range(3):  # the worker may move the task between our read and our update
         if task.is_final:
             return False
-        if task.move_to(Status.CANCELLED):
+        if finish(task, Status.CANCELLED):
             enqueue(task.pk)
             return True
         task.refresh_from_db()

@@ -19,6 +19,11 @@ SLOTS = 60  # sub-windows per period: a hit is forgotten at most period/SLOTS la
 ATTEMPTS = 50  # conditional updates lost to concurrent hits on one key before giving up
 
 
+def client_ip(request):
+    """The address a request came from: the key of the per-address limits."""
+    return request.META.get("REMOTE_ADDR", "")
+
+
 def allow(key, limit, period):
     """Counts one hit on `key` unless `limit` hits were counted in the last `period` seconds;
     returns (allowed, seconds until a hit would be allowed again). A refused hit is not counted.

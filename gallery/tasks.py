@@ -2,7 +2,7 @@
 
 from django_tasks import task
 
-from gallery import pipeline
+from gallery import pipeline, webhooks
 
 
 @task()
@@ -12,6 +12,4 @@ def advance(task_id):
 
 @task()
 def deliver_callback(delivery_id):
-    from gallery import webhooks
-
     webhooks.deliver(delivery_id)

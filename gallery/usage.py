@@ -9,9 +9,8 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 
-from gallery import catalog
+from gallery import catalog, offers
 from gallery.budgets import CHARGE_COST, ZERO, charges_in, month_status
-from gallery.providers import LABELS, default_provider_name, price_per_image
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ class MonthReport:
         return _lines(self.charges, "user", lambda pk: names.get(pk, "Former member"))
 
     def providers(self):
-        return _lines(self.charges, "provider", lambda name: LABELS.get(name, name))
+        return _lines(self.charges, "provider", offers.label)
 
     def models(self):
         return _lines(self.charges, "model", lambda model: catalog.MODELS[model].name if model in catalog.MODELS else model)
@@ -101,10 +100,9 @@ class MonthReport:
         images = self.total.images
         estimates = []
         for model in catalog.MODELS.values():
-            provider = default_provider_name(model.id, model.default_quality)
-            price = price_per_image(provider, model.id, model.default_quality) if provider else None
-            if price is not None:
-                estimates.append((model, price, price * images))
+            dollars = offers.price(model.id, model.default_quality)
+            if dollars is not None:
+                estimates.append((model, dollars, dollars * images))
         return estimates
 
     def csv_rows(self):
@@ -139,10 +137,8 @@ def _size(task):
 
 def balance_estimates(credits):
     """About how many images an EvoLink balance buys of each model it serves (None: unknown)."""
-    from gallery.providers.evolink import images_for
-
-    return [(model, images_for(credits, model.id, model.default_quality)) for model in catalog.MODELS.values()
-            if price_per_image("evolink", model.id, model.default_quality) is not None]
+    return [(model, offers.images_for(credits, model.id, model.default_quality)) for model in catalog.MODELS.values()
+            if offers.price_per_image("evolink", model.id, model.default_quality) is not None]
 
 
 def low_balance(credits):

@@ -1,6 +1,6 @@
 """Callbacks to an API task's callback_url, signed the Standard Webhooks way (SPEC §5).
 
-The outbox row is written with the task's final state (GenerationTask.move_to), so a crash cannot
+The outbox row is written with the task's final state (gallery.pipeline.finish), so a crash cannot
 lose it; the worker delivers it, at least once: 10 s per attempt, no redirect followed (a 3xx is
 a failure), retried on a schedule over about a day, until a 2xx. A 410 Gone stops the retries, as
 does an address the studio never calls. Every attempt is recorded for the API page."""
@@ -15,12 +15,14 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from gallery import netguard
+from gallery.api_objects import base_url, task_object
 from gallery.models import CallbackAttempt, CallbackDelivery, Delivery, GenerationTask
-from gallery.providers.http import USER_AGENT, url_policy
+from gallery.outbound import USER_AGENT, url_policy
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +35,7 @@ RETRY_SCHEDULE = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
 
 
 def record_final(task):
-    """The outbox row for a task that just reached a final state (inside move_to's transaction)."""
-    from django.db import transaction
-
+    """The outbox row for a task that just reached a final state (inside pipeline.finish's transaction)."""
     delivery, created = CallbackDelivery.objects.get_or_create(
         task_id=task.pk,
         defaults={"team_id": task.team_id, "api_key_id": task.api_key_id, "url": task.callback_url,
@@ -46,6 +46,7 @@ def record_final(task):
 
 
 def enqueue(delivery_id, run_after=None):
+    # The job loop: the job (gallery/tasks.py) calls deliver, which may enqueue the next attempt.
     from gallery.tasks import deliver_callback
 
     job = deliver_callback.using(run_after=run_after) if run_after else deliver_callback
@@ -60,8 +61,6 @@ def sign(secret, webhook_id, timestamp, body):
 
 
 def payload_for(delivery):
-    from gallery.api.objects import base_url, task_object
-
     task = GenerationTask.objects.get(pk=delivery.task_id)
     return task_object(task, base_url(task=task))
 

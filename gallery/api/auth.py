@@ -9,7 +9,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 from gallery import ratelimit
 from gallery.models import ApiKey
-from gallery.views.accounts import client_ip
 
 from . import body as request_body
 from .errors import EVOLINK, ApiError
@@ -28,7 +27,7 @@ def refuse_guessing(request):
     after the key was checked: a valid key is never refused by this, even from a throttled address
     (keys carry ~280 random bits; this stops floods and misconfigured scripts, not luck)."""
     limit, period = settings.API_AUTH_FAILURE_LIMIT
-    allowed, retry_after = ratelimit.allow(f"api-auth-failure:{client_ip(request)}", limit, period)
+    allowed, retry_after = ratelimit.allow(f"api-auth-failure:{ratelimit.client_ip(request)}", limit, period)
     if not allowed:
         raise ApiError(
             429, f"Too many requests with a wrong API key came from your address: at most {limit} in "

@@ -14,7 +14,7 @@ from gallery.forms.studio import check_model_settings, check_reference
 from gallery.images.decode import inspect_image
 from gallery.models import ReferenceImage
 from gallery.models.tasks import delete_stored_files
-from gallery.providers.http import USER_AGENT, url_policy, within_lease
+from gallery.outbound import USER_AGENT, url_policy, within_lease
 
 log = logging.getLogger(__name__)
 FETCH_DEADLINE_SECONDS = 30.0

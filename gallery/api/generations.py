@@ -4,7 +4,7 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from gallery import budgets, catalog, netguard, options, pipeline
+from gallery import budgets, catalog, netguard, offers, options, pipeline
 from gallery.forms.studio import (
     check_counts,
     check_model_settings,
@@ -12,8 +12,7 @@ from gallery.forms.studio import (
     clean_prompt,
     parse_custom_size,
 )
-from gallery.providers import default_provider_name
-from gallery.providers.http import url_policy
+from gallery.outbound import url_policy
 
 from .errors import ApiError
 from .references import checked, decode_base64, own_file
@@ -100,7 +99,7 @@ def clean(body, team):
         param = {"priority": "prompt_priority", "quality": "quality", "web_search": "model_params.tools"}.get(
             field, f"model_params.{field}")
         raise ApiError(400, message, param)
-    if default_provider_name(model.id, quality) is None:
+    if offers.cheapest(model.id, quality) is None:
         raise ApiError(400, options.say("model_unavailable", model=model.name), "model")
 
     callback = clean_callback_url(body.get("callback_url"))

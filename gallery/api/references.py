@@ -8,12 +8,12 @@ import re
 from django.core.exceptions import ValidationError
 
 from gallery import options
+from gallery.api_objects import own_file_lookup
 from gallery.forms.studio import check_reference, stored_reference
 from gallery.images.decode import InvalidImage
 from gallery.models import ApiFile
 
 from .errors import ApiError
-from .objects import own_file_lookup
 
 DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*);base64,(.*)$", re.DOTALL)
 # Base64 of a 10 MB file, plus room for a data: header and line breaks.

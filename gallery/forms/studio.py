@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
-from gallery import catalog, options, providers
+from gallery import catalog, offers, options
 from gallery.ids import parse_id, parse_ids
 from gallery.images.decode import (
     TOO_LARGE_TO_DECODE,
@@ -367,7 +367,7 @@ class SubmitForm(forms.Form):
         for field, message in check_model_settings(model, cleaned, cleaned.get("references") or ()).items():
             if field not in self.errors or message not in self.errors[field]:
                 self.add_error(field, message)
-        if providers.default_provider_name(model.id, cleaned.get("quality")) is None:
+        if offers.cheapest(model.id, cleaned.get("quality")) is None:
             self.add_error("compare" if cleaned.get("compare") else "model", say("model_unavailable", model=model.name))
 
 

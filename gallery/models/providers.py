@@ -3,7 +3,7 @@ from django.utils import timezone
 
 
 class ProviderCall(models.Model):
-    """One attempt to create a task at a provider. The router's circuit breaker and the
+    """One attempt to create a task at a provider. The circuit breaker (gallery/routing.py) and the
     providers page read these, so web and worker processes see the same health."""
 
     provider = models.CharField(max_length=20)

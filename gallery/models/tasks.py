@@ -10,6 +10,8 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from gallery import catalog, failures, options
+
 from .teams import Team
 
 log = logging.getLogger(__name__)
@@ -197,17 +199,13 @@ class GenerationTask(models.Model):
     @property
     def failure(self):
         """What went wrong, in words for a person, with what to do next (gallery/failures.py)."""
-        from gallery.failures import describe
-
-        return describe(self.error_code) if self.status == Status.FAILED else None
+        return failures.describe(self.error_code) if self.status == Status.FAILED else None
 
     @property
     def can_retry(self):
         """A failed task may be retried unless it was refused for its own content or settings:
         the same inputs would be refused again, so the person edits them instead (a remix)."""
-        from gallery.failures import EDIT
-
-        return self.status == Status.FAILED and self.failure.action != EDIT
+        return self.status == Status.FAILED and self.failure.action != failures.EDIT
 
     @property
     def can_cancel(self):
@@ -225,8 +223,6 @@ class GenerationTask(models.Model):
     @property
     def seedream(self):
         """The model's entry in gallery/catalog.py (None for a model this studio no longer knows)."""
-        from gallery import catalog
-
         return catalog.get(self.model)
 
     @property
@@ -257,26 +253,24 @@ class GenerationTask(models.Model):
     @property
     def shape(self):
         """The aspect ratio the images will have, for placeholders of the right shape."""
-        from gallery.options import nearest_ratio
-
         if self.custom_width:
-            return nearest_ratio(self.custom_width, self.custom_height)
+            return options.nearest_ratio(self.custom_width, self.custom_height)
         return "1:1" if self.size == "auto" else self.size
 
     @property
     def pixel_size(self):
-        from gallery.options import pixel_size
-
         if self.custom_width:
             return (self.custom_width, self.custom_height)
-        return pixel_size(self.size, self.quality)
+        return options.pixel_size(self.size, self.quality)
 
-    def move_to(self, new_status, **fields):
+    def move_to(self, new_status, *, on_move=None, **fields):
         """Moves to a new state if the move is legal and nobody moved the row meanwhile.
 
         Raises IllegalTransition for a move the lifecycle forbids; returns False when the row
         in the database is no longer in the state this object was loaded in (another process
-        moved it), True when the move happened.
+        moved it), True when the move happened. `on_move(task)`, when given, runs in the same
+        transaction once the row has moved: a write that commits with the move or not at all
+        (the callback's outbox row, gallery.pipeline.finish).
         """
         if not can_move(self.status, new_status):
             raise IllegalTransition(f"A {self.status} task cannot become {new_status}.")
@@ -287,16 +281,13 @@ class GenerationTask(models.Model):
             fields.setdefault(stamp, now)
         if new_status in FINAL_STATES:
             fields["tidy_pending"] = True
-        if new_status in FINAL_STATES and self.callback_url:
-            # The callback's outbox row commits with the final state, or neither does.
-            from gallery.webhooks import record_final
-
+        if on_move is None:
+            moved = GenerationTask.objects.filter(pk=self.pk, status=self.status).update(**fields)
+        else:
             with transaction.atomic():
                 moved = GenerationTask.objects.filter(pk=self.pk, status=self.status).update(**fields)
                 if moved:
-                    record_final(self)
-        else:
-            moved = GenerationTask.objects.filter(pk=self.pk, status=self.status).update(**fields)
+                    on_move(self)
         if moved:
             for name, value in fields.items():
                 setattr(self, name, value)

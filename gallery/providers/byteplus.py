@@ -18,7 +18,7 @@ from .base import FINAL_CODES, ProviderError, UpstreamTask
 from .http import Upstream, status_error
 
 # Up to 15 images in one answer takes a while: the call may last the task's whole lease (less a
-# margin, see http.within_lease). Tests set a short one.
+# margin, see outbound.within_lease). Tests set a short one.
 CALL_DEADLINE = None
 STORE_PREFIX = "byteplus/uploads/"
 URL_PREFIX = "byteplus://file/"

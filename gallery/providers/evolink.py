@@ -6,15 +6,14 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from gallery import catalog, options
+from gallery import options
+from gallery.offers import images_for
 
 from .base import ProviderError, UpstreamTask
 from .http import RETRYABLE_STATUSES, Upstream, status_error
 
 CALL_DEADLINE = 60.0  # one API call, all of it (an upload of a 10 MB reference included)
 CREDITS_DEADLINE = 10.0  # read by the worker, never during a page
-# EvoLink bills in credits: 1.6 credits buy one Seedream 4.0 image at its list price.
-CREDITS_PER_DOLLAR = Decimal("1.6") / catalog.MODELS[catalog.SD40].prices["evolink"]
 STATUSES = {"pending", "processing", "completed", "failed"}
 
 # HTTP errors by status, as SPEC §7 documents them: the error type becomes the task's code.
@@ -200,12 +199,3 @@ def unreadable():
 
 def _is_http(url):
     return isinstance(url, str) and url.startswith(("https://", "http://"))
-
-
-def images_for(credits, model, quality=None):
-    """About how many images of `model` a balance of `credits` buys (None: no price known)."""
-    quality = quality or catalog.MODELS[model].default_quality
-    price = catalog.price(model, "evolink", quality, settings.PRICE_OVERRIDES)
-    if credits is None or not price:
-        return None
-    return max(int(Decimal(credits) / (price * CREDITS_PER_DOLLAR)), 0)

@@ -16,26 +16,16 @@ from contextlib import contextmanager
 from django.conf import settings
 
 from gallery import netguard
+from gallery.outbound import USER_AGENT, url_policy, within_lease
 
 from .base import ProviderError
 
-USER_AGENT = "SeedreamStudio/1.0 (+self-hosted)"
 MAX_REDIRECTS = 5
 MAX_ANSWER_BYTES = 16 * 1024 * 1024  # an API answer (JSON) larger than this is not one
 RETRYABLE_STATUSES = {429, 500, 502, 503}
 MAX_RETRY_AFTER = 600.0
 # One image's whole download, redirects included.
 RESULT_DEADLINE_SECONDS = 120.0
-
-
-def url_policy():
-    return netguard.Policy(allow_http=settings.ALLOW_HTTP_URLS, allow_loopback=settings.ALLOW_LOOPBACK_URLS)
-
-
-def within_lease(seconds):
-    """A call's deadline, kept inside the task's lease: the pipeline renews the lease before each
-    call, so no second worker can take the task (and pay again) while one is still waiting."""
-    return min(seconds, max(5.0, settings.TASK_LEASE_SECONDS - 10.0))
 
 
 class Upstream:

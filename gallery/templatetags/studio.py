@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from gallery import budgets
+from gallery import budgets, offers
 
 register = template.Library()
 
@@ -106,7 +106,5 @@ def running_any(tasks):
 @register.filter
 def provider_name(name):
     """A provider's name as people know it ("EvoLink", "Sandbox"), not its setting's id."""
-    from gallery.providers import LABELS
-
-    return LABELS.get(name, name)
+    return offers.label(name)
 

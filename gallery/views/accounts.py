@@ -96,7 +96,7 @@ class PasswordResetView(RejectedIs400, auth_views.PasswordResetView):
     success_url = "/password/reset/sent/"
 
     def form_valid(self, form):
-        allowed, wait = ratelimit.hit(f"reset-ip:{client_ip(self.request)}", *settings.PASSWORD_RESET_IP_LIMIT)
+        allowed, wait = ratelimit.hit(f"reset-ip:{ratelimit.client_ip(self.request)}", *settings.PASSWORD_RESET_IP_LIMIT)
         if not allowed:
             minutes = max(1, round(wait / 60))
             form.add_error(
@@ -109,10 +109,6 @@ class PasswordResetView(RejectedIs400, auth_views.PasswordResetView):
         if not ratelimit.hit(f"reset-email:{email}", *settings.PASSWORD_RESET_EMAIL_LIMIT)[0]:
             return redirect(self.get_success_url())
         return super().form_valid(form)
-
-
-def client_ip(request):
-    return request.META.get("REMOTE_ADDR", "")
 
 
 password_reset = PasswordResetView.as_view()

@@ -21,12 +21,13 @@ from gallery.api import body as request_body
 from gallery.api import generations, idempotency
 from gallery.api.auth import api_view
 from gallery.api.errors import FILES, ApiError, envelope_for
-from gallery.api.objects import base_url, file_lookup, file_object, result_lookup, task_object
 from gallery.api.openapi import LIST_PAGE_LAST, LIST_PAGE_MAX, document
 from gallery.api.references import checked, decode_base64
+from gallery.api_objects import base_url, file_lookup, file_object, result_lookup, task_object
 from gallery.models import ApiFile, GalleryImage, GenerationTask
 from gallery.models.tasks import delete_stored_files
-from gallery.providers.http import USER_AGENT, url_policy
+from gallery.outbound import USER_AGENT, url_policy
+from gallery.pipeline import reference_name
 from gallery.views.media import PRIVATE_HOUR, _serve
 
 JSON_TYPES = ("application/json", "text/json")
@@ -175,8 +176,6 @@ def _store_file(request, name, data, param):
                             "you no longer need (DELETE /api/v1/files/{file_id}).")
     ref = checked(name or "file", data, param)
     now = timezone.now()
-    from gallery.pipeline import reference_name
-
     stored = default_storage.save(reference_name(request.team, now, ref.info.format), ContentFile(ref.data))
     try:
         with transaction.atomic():

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from gallery import webhooks
 from gallery.access import get_for_team, manager_required, team_required
-from gallery.api.objects import base_url
+from gallery.api_objects import base_url
 from gallery.forms.accounts import clean_name
 from gallery.models import ApiKey, CallbackDelivery
 

@@ -5,18 +5,17 @@ from django.db.models import Count, Q
 from django.shortcuts import render
 from django.utils import timezone
 
+from gallery import offers, routing
 from gallery.access import manager_required
 from gallery.failures import describe
 from gallery.models import GenerationTask, ProviderState, Status
-from gallery.providers import KEY_SETTINGS, LABELS, router
-from gallery.providers.evolink import images_for
 
 
 def task_outcomes(team, names, since):
     """What happened to the team's tasks started since `since`, per provider (the one that ran
     each task last): how many ended, how many failed, whether the provider refused them when
     they were sent (no task id came back) or failed them after taking them, and why, in the
-    history's own words. The request counts (router.overview) cannot show these: a status check
+    history's own words. The request counts (routing.overview) cannot show these: a status check
     that answers "failed" is a request that went fine, and a refused prompt says nothing of the
     provider's health, so neither is a failed request."""
     tasks = GenerationTask.objects.filter(team=team, provider__in=names, created_at__gte=since)
@@ -49,9 +48,9 @@ def task_outcomes(team, names, since):
 
 @manager_required
 def providers(request):
-    rows = router.overview()
+    rows = routing.overview()
     configured = {row["name"] for row in rows}
-    since = timezone.now() - router.RECENT
+    since = timezone.now() - routing.RECENT
     outcomes = task_outcomes(request.team, [row["name"] for row in rows], since)
     for row in rows:
         row["tasks"] = outcomes[row["name"]]
@@ -59,11 +58,11 @@ def providers(request):
     balance = ProviderState.objects.filter(provider="evolink").first() if "evolink" in configured else None
     ctx = {
         "rows": rows,
-        "window_hours": int(router.RECENT.total_seconds() // 3600),
+        "window_hours": int(routing.RECENT.total_seconds() // 3600),
         "breaker_failures": settings.BREAKER_FAILURES,
         "evolink_configured": "evolink" in configured,
         "balance": balance,
-        "images_left": (images_for(balance.credits, settings.DEFAULT_MODEL) or 0) if balance else 0,
-        "unconfigured": [(LABELS[name], key) for name, key in KEY_SETTINGS.items() if name not in configured],
+        "images_left": (offers.images_for(balance.credits, settings.DEFAULT_MODEL) or 0) if balance else 0,
+        "unconfigured": offers.unconfigured(),
     }
     return render(request, "gallery/providers.html", ctx)

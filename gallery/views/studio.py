@@ -10,11 +10,10 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from gallery import budgets, catalog, history, options, pipeline
+from gallery import budgets, catalog, history, offers, options, pipeline
 from gallery.access import get_for_team, team_required
 from gallery.forms.studio import SubmitForm, remix_initial, stored_tiles
 from gallery.models import FINAL_STATES, GalleryImage, GenerationTask
-from gallery.providers import default_provider_name, price_per_image
 from gallery.views.accounts import form_data
 
 
@@ -44,13 +43,9 @@ def _render(request, form, status=200, partial=""):
 
 
 def model_pricing():
-    """{model: {quality: dollars per image at the provider a task would go to, or None}}."""
+    """{model: {quality: dollars per image at the cheapest provider that serves it, or None}}."""
     return {
-        model.id: {
-            quality: price_per_image(provider, model.id, quality)
-            if (provider := default_provider_name(model.id, quality)) else None
-            for quality in model.qualities
-        }
+        model.id: {quality: offers.price(model.id, quality) for quality in model.qualities}
         for model in catalog.MODELS.values()
     }
 

@@ -7,13 +7,12 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from gallery import usage
+from gallery import offers, usage
 from gallery.access import team_required
 from gallery.budgets import Month
 from gallery.charts import spend_chart
 from gallery.forms.budgets import BudgetForm
 from gallery.models import ProviderState, Role
-from gallery.providers import router
 
 
 def _month(request):
@@ -51,7 +50,7 @@ def usage_page(request, budget_form=None, status=200):
         "chart": spend_chart(report.days()),
         "budget_form": budget_form or (BudgetForm(instance=request.team) if is_owner else None),
         "evolink_configured": evolink,
-        "sandbox_only": router.configured() == ["sandbox"],
+        "sandbox_only": offers.configured() == ["sandbox"],
         "balance": balance,
         "balance_images": usage.balance_estimates(balance.credits) if balance else [],
         "balance_low": balance is not None and usage.low_balance(balance.credits),

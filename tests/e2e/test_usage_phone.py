@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import expect
 
-from gallery.providers import router
+from gallery import routing
 from tests.conftest import PASSWORD
 from tests.e2e.axe import violations
 from tests.e2e.test_studio_reach import PHONE
@@ -29,7 +29,7 @@ def month_of_work(settings, team, alice, bob):
     ]:
         run_until_final(make_task(team, user, prompt=prompt, n=n))
     # A long failure message without spaces must wrap inside its card, not widen the page.
-    router.record("sandbox", ok=False, code="service_unavailable_error", message="upstream/" * 40)
+    routing.record("sandbox", ok=False, code="service_unavailable_error", message="upstream/" * 40)
 
 
 def fits_the_phone(page):

@@ -186,7 +186,7 @@ def test_the_outbox_row_and_the_final_state_commit_together(api, monkeypatch, en
 
     monkeypatch.setattr(webhooks, "record_final", broken)
     with pytest.raises(RuntimeError):
-        task.move_to(Status.CANCELLED)
+        pipeline.finish(task, Status.CANCELLED)
     task.refresh_from_db()
     assert task.status == Status.QUEUED and not CallbackDelivery.objects.exists()
 

@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from gallery import netguard
 from gallery.api import body as request_body
 from gallery.models import ApiFile, CallbackDelivery, GenerationTask, IdempotencyRecord, ReferenceImage, Team
-from gallery.providers.http import url_policy
+from gallery.outbound import url_policy
 from tests.bad_input_kit import Unreadable, multipart, stored_files
 from tests.factories import png_bytes, run_until_final
 from tests.fakes.server import FakeServer, send_bytes

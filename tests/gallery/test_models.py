@@ -11,10 +11,9 @@ import pytest
 from django.utils.html import escape
 from PIL import Image
 
-from gallery import catalog, options, pipeline
+from gallery import catalog, offers, options, pipeline
 from gallery.images.decode import inspect_image
 from gallery.models import GenerationTask, Status
-from gallery.providers import router
 from tests.factories import make_task, run_until_final
 from tests.gallery.test_submit_form import accepted_task, assert_rejected, png, upload
 
@@ -284,8 +283,8 @@ def test_pro_has_no_price_at_evolink_until_one_is_set(evolink, submit, settings)
 
 
 def test_the_router_skips_a_provider_that_does_not_serve_the_model(evolink, byteplus, team, alice):
-    assert router.configured(SD40) == ["evolink", "byteplus"]
-    assert router.configured(SD45) == ["evolink"]  # BytePlus has no price for 4.5 here
+    assert offers.configured(SD40) == ["evolink", "byteplus"]
+    assert offers.configured(SD45) == ["evolink"]  # BytePlus has no price for 4.5 here
     evolink.fault("create", 503, times=None)
     task = run_until_final(make_task(team, alice, model=SD45, quality="2K"))
     assert byteplus.created == []  # never sent to a provider without the model

@@ -15,8 +15,8 @@ from PIL import Image
 
 from gallery import pipeline, sweeper
 from gallery.models import GenerationTask, SandboxRun, Status, WorkerHeartbeat
-from gallery.providers import get_provider
 from gallery.providers.sandbox import SandboxProvider
+from gallery.routing import get_provider
 from tests.factories import make_reference, make_task, run_until_final
 
 

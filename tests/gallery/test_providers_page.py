@@ -5,8 +5,8 @@ import time
 
 import pytest
 
+from gallery import routing
 from gallery.models import GenerationTask, Membership, ProviderCall, Role, Status
-from gallery.providers import router
 from tests.conftest import make_user
 from tests.factories import make_task, run_until_final
 from tests.fakes.evolink import FakeEvoLink
@@ -27,11 +27,11 @@ def row(html, name):
 def test_an_owner_sees_providers_price_state_error_rate_and_credits(evolink, client_alice, settings):
     settings.BYTEPLUS_API_KEY = "bp-key"
     evolink.credits = 1000.0
-    router.record("evolink", ok=True)
+    routing.record("evolink", ok=True)
     for _ in range(3):
-        router.record("evolink", ok=False, code="service_unavailable_error")
+        routing.record("evolink", ok=False, code="service_unavailable_error")
 
-    assert router.read_balances() == 1  # the worker's chore; the page never calls EvoLink
+    assert routing.read_balances() == 1  # the worker's chore; the page never calls EvoLink
     response = client_alice.get("/providers/")
 
     assert response.status_code == 200
@@ -73,11 +73,11 @@ def test_the_page_never_calls_evolink_and_says_when_the_balance_is_not_read_yet(
 @pytest.mark.parametrize("fault", [500, "garbage", "drop", 401])
 def test_a_balance_evolink_cannot_give_is_explained_and_the_last_good_one_kept(fault, evolink, client_alice):
     evolink.fault("credits", fault)
-    assert router.read_balances() == 0
+    assert routing.read_balances() == 0
     assert "EvoLink did not answer the worker" in client_alice.get("/providers/").content.decode()
-    router.read_balances()  # read fine this time
+    routing.read_balances()  # read fine this time
     evolink.fault("credits", fault)
-    router.read_balances()  # and failing again: the last good balance stays, with the problem
+    routing.read_balances()  # and failing again: the last good balance stays, with the problem
     html = client_alice.get("/providers/").content.decode()
     assert "1,000.00 credits" in html and "the latest read failed" in html
 
@@ -132,6 +132,6 @@ def test_tasks_the_provider_failed_are_counted_as_the_history_shows_them(client_
 
 def test_a_provider_without_tasks_in_the_window_says_so(client_alice, team, alice):
     task = run_until_final(make_task(team, alice, prompt="[sandbox:fail=content_policy_violation] Old"))
-    GenerationTask.objects.filter(pk=task.pk).update(created_at=task.created_at - router.RECENT)
+    GenerationTask.objects.filter(pk=task.pk).update(created_at=task.created_at - routing.RECENT)
     sandbox = row(client_alice.get("/providers/").content.decode(), "sandbox")
     assert "No tasks" in sandbox and "failed" not in sandbox.split('data-label="Requests"')[0]

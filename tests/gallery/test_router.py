@@ -10,14 +10,13 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from gallery import pipeline
+from gallery import offers, pipeline, routing
 from gallery.models import GenerationTask, ProviderCall, Status
-from gallery.providers import router
 from tests.factories import make_reference, make_task, run_until_final
 
 
 def breaker(name):
-    return router.breaker(name)[0]
+    return routing.breaker(name)[0]
 
 
 def let_cool_down_pass(settings):
@@ -26,13 +25,13 @@ def let_cool_down_pass(settings):
 
 def test_providers_are_the_configured_ones_cheapest_first(settings):
     settings.EVOLINK_API_KEY = settings.BYTEPLUS_API_KEY = ""
-    assert router.configured() == ["sandbox"]
+    assert offers.configured() == ["sandbox"]
     settings.BYTEPLUS_API_KEY = "bp"
-    assert router.configured() == ["byteplus"]  # the sandbox only runs without a real provider
+    assert offers.configured() == ["byteplus"]  # the sandbox only runs without a real provider
     settings.EVOLINK_API_KEY = "sk-evo"
-    assert router.configured() == ["evolink", "byteplus"]
+    assert offers.configured() == ["evolink", "byteplus"]
     settings.PRICE_OVERRIDES = {"evolink": Decimal("0.05")}
-    assert router.configured() == ["byteplus", "evolink"]
+    assert offers.configured() == ["byteplus", "evolink"]
 
 
 def test_a_new_task_is_priced_for_the_cheapest_provider(evolink, byteplus, team, alice):
@@ -61,7 +60,7 @@ def test_the_breaker_opens_after_three_failures_skips_and_closes_again(evolink, 
     for _ in range(3):
         assert run_until_final(make_task(team, alice)).provider == "byteplus"
     assert len(evolink.created) == 3
-    assert breaker("evolink") == router.OPEN and breaker("byteplus") == router.CLOSED
+    assert breaker("evolink") == routing.OPEN and breaker("byteplus") == routing.CLOSED
 
     # Open: EvoLink is skipped, new tasks are even priced for BytePlus.
     task = make_task(team, alice)
@@ -72,10 +71,10 @@ def test_the_breaker_opens_after_three_failures_skips_and_closes_again(evolink, 
     # After the cool-down one task tries EvoLink again; its success closes the breaker.
     let_cool_down_pass(settings)
     evolink.clear_faults()
-    assert breaker("evolink") == router.HALF_OPEN
+    assert breaker("evolink") == routing.HALF_OPEN
     task = run_until_final(make_task(team, alice))
     assert (task.status, task.provider) == (Status.COMPLETED, "evolink")
-    assert breaker("evolink") == router.CLOSED and len(evolink.created) == 4
+    assert breaker("evolink") == routing.CLOSED and len(evolink.created) == 4
 
 
 def test_a_failed_try_after_the_cool_down_opens_the_breaker_again(evolink, byteplus, team, alice, settings):
@@ -87,7 +86,7 @@ def test_a_failed_try_after_the_cool_down_opens_the_breaker_again(evolink, bytep
     task = run_until_final(make_task(team, alice))
     assert task.provider == "byteplus"
     assert len(evolink.created) == 4  # the one try
-    assert breaker("evolink") == router.OPEN
+    assert breaker("evolink") == routing.OPEN
 
 
 def test_a_refusal_of_the_task_itself_does_not_fail_over(evolink, byteplus, team, alice):
@@ -95,7 +94,7 @@ def test_a_refusal_of_the_task_itself_does_not_fail_over(evolink, byteplus, team
     assert task.status == Status.FAILED and task.error_code == "invalid_request_error"
     assert task.provider == "evolink"
     assert byteplus.created == []
-    assert breaker("evolink") == router.CLOSED  # EvoLink answered: it is up
+    assert breaker("evolink") == routing.CLOSED  # EvoLink answered: it is up
 
 
 def test_an_account_out_of_credits_fails_over(evolink, byteplus, team, alice):
@@ -121,7 +120,7 @@ def test_when_every_breaker_is_open_the_task_waits_for_the_cool_down(evolink, by
     settings.BREAKER_COOLDOWN_SECONDS = 60
     for name in ("evolink", "byteplus"):
         for _ in range(3):
-            router.record(name, ok=False, code="service_unavailable_error")
+            routing.record(name, ok=False, code="service_unavailable_error")
     task = make_task(team, alice)
     before = timezone.now()
     pipeline.advance(task.pk)
@@ -177,7 +176,7 @@ def test_failing_status_checks_and_file_uploads_count_towards_the_breaker(evolin
 
 def test_a_resting_provider_costs_a_waiting_task_no_retry(evolink, team, alice, settings):
     for _ in range(settings.BREAKER_FAILURES):
-        router.record("evolink", ok=False, code="service_unavailable_error", message="EvoLink is down.")
+        routing.record("evolink", ok=False, code="service_unavailable_error", message="EvoLink is down.")
     task = make_task(team, alice)
     for _ in range(3):
         pipeline.advance(task.pk)
@@ -185,7 +184,7 @@ def test_a_resting_provider_costs_a_waiting_task_no_retry(evolink, team, alice, 
         task.next_check_at = timezone.now()
         task.save(update_fields=["next_check_at"])
     assert task.status == Status.QUEUED and task.retries == 0
-    assert task.error_code == router.RESTING and "giving them a short rest" in task.error_message
+    assert task.error_code == routing.RESTING and "giving them a short rest" in task.error_message
     assert evolink.created == []
     let_cool_down_pass(settings)
     assert run_until_final(task).status == Status.COMPLETED
@@ -196,9 +195,9 @@ def test_a_half_open_provider_gets_one_probe_at_a_time_across_workers(evolink, t
     from tests.gallery.test_races import race
 
     for _ in range(settings.BREAKER_FAILURES):
-        router.record("evolink", ok=False, code="service_unavailable_error")
+        routing.record("evolink", ok=False, code="service_unavailable_error")
     let_cool_down_pass(settings)
-    assert breaker("evolink") == router.HALF_OPEN
+    assert breaker("evolink") == routing.HALF_OPEN
     evolink.slow_seconds = 0.5
     evolink.fault("create", "slow", times=None)  # the probe takes a while: the others arrive meanwhile
     tasks = [make_task(team, alice, prompt=f"Probe {i}") for i in range(3)]
@@ -207,5 +206,5 @@ def test_a_half_open_provider_gets_one_probe_at_a_time_across_workers(evolink, t
 
     assert len(evolink.created) == 1  # one probe; the other two waited without a try
     waiting = GenerationTask.objects.filter(status=Status.QUEUED)
-    assert waiting.count() == 2 and all(t.retries == 0 and t.error_code == router.RESTING for t in waiting)
-    assert breaker("evolink") == router.CLOSED  # the probe succeeded
+    assert waiting.count() == 2 and all(t.retries == 0 and t.error_code == routing.RESTING for t in waiting)
+    assert breaker("evolink") == routing.CLOSED  # the probe succeeded

@@ -44,7 +44,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlencode, urlsafe_base64_encode
 
 from gallery import pipeline
-from gallery.api.objects import result_url
+from gallery.api_objects import result_url
 from gallery.models import (
     ApiKey,
     CallbackDelivery,

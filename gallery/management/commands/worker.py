@@ -11,9 +11,8 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
 
-from gallery import pruning, sweeper
+from gallery import pruning, routing, sweeper
 from gallery.models import WorkerHeartbeat
-from gallery.providers import router
 
 log = logging.getLogger("gallery")
 
@@ -98,7 +97,7 @@ def housekeeping(worker_id):
     own, so one that fails (an upstream down) never holds back the others."""
     chores = [
         (settings.SWEEP_SECONDS, sweep),
-        (settings.BALANCE_SECONDS, router.read_balances),
+        (settings.BALANCE_SECONDS, routing.read_balances),
         (settings.PRUNE_SECONDS, pruning.prune),
     ]
     due = [0.0] * len(chores)

@@ -1,6 +1,6 @@
-"""Failover: a task goes to the cheapest configured provider whose circuit breaker is not open,
-and to the next one when that provider fails (SPEC §7: "if it is down, the next cheapest
-available is used").
+"""Which provider runs a task: the providers built from settings, and failover. A task goes to
+the cheapest configured provider whose circuit breaker is not open, and to the next one when that
+provider fails (SPEC §7: "if it is down, the next cheapest available is used").
 
 The breaker reads the last create calls recorded in the database (ProviderCall), so web and
 worker processes agree: after BREAKER_FAILURES failures in a row a provider is open (skipped)
@@ -16,9 +16,12 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from gallery.models import ProviderCall, ProviderState
-
-from . import KEY_SETTINGS, LABELS, ProviderError, get_provider, price_per_image
+from gallery import offers
+from gallery.models import ProviderCall, ProviderState, SandboxRun
+from gallery.providers import ProviderError
+from gallery.providers.byteplus import BytePlusProvider
+from gallery.providers.evolink import EvoLinkProvider
+from gallery.providers.sandbox import SandboxProvider
 
 log = logging.getLogger(__name__)
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
@@ -37,16 +40,37 @@ ALL_RESTING = (
 )
 
 
-def configured(model=None, quality=None):
-    """The providers this instance may use for `model` (all of them when None), cheapest first:
-    those with a key set and a price for the model; the sandbox only without any real provider."""
-    names = [name for name, key in KEY_SETTINGS.items() if getattr(settings, key)]
-    if not names:
-        return ["sandbox"]
-    if model is None:
-        return sorted(names, key=lambda name: price_per_image(name) if price_per_image(name) is not None else 1e9)
-    priced = [(price_per_image(name, model, quality), name) for name in names]
-    return [name for price, name in sorted((p, n) for p, n in priced if p is not None)]
+def get_provider(name):
+    """The provider called `name`, one instance per process and configuration, so its HTTP
+    clients (and their loaded CA bundle and open connections) are reused call after call."""
+    if not offers.is_configured(name):
+        key = offers.KEY_SETTINGS[name]
+        raise ProviderError(
+            f"{offers.label(name)} is no longer configured on this instance ({key} is not set).",
+            code="provider_unavailable",
+        )
+    if name not in BUILDERS:
+        raise ProviderError(f"The provider “{name}” is not available on this instance.", code="unknown_provider")
+    configuration = tuple(str(getattr(settings, setting, "")) for setting in CONFIGURATION[name])
+    built = _instances.get(name)
+    if built is None or built[0] != configuration:  # first use, or the settings changed (tests)
+        built = _instances[name] = (configuration, BUILDERS[name]())
+    return built[1]
+
+
+# How each provider is built, and the settings it is built from. The sandbox keeps its runs where
+# every process sees them (the SandboxRun table), handed in: providers import no models.
+BUILDERS = {
+    "sandbox": lambda: SandboxProvider(SandboxRun.objects),
+    "evolink": EvoLinkProvider,
+    "byteplus": BytePlusProvider,
+}
+CONFIGURATION = {
+    "sandbox": (),
+    "evolink": ("EVOLINK_API_KEY", "EVOLINK_BASE_URL", "EVOLINK_FILES_URL", "ALLOW_HTTP_URLS", "ALLOW_LOOPBACK_URLS"),
+    "byteplus": ("BYTEPLUS_API_KEY", "BYTEPLUS_BASE_URL", "ALLOW_HTTP_URLS", "ALLOW_LOOPBACK_URLS"),
+}
+_instances = {}
 
 
 def breaker(name, now=None):
@@ -61,7 +85,10 @@ def breaker(name, now=None):
 
 
 def first_choice(model=None, quality=None):
-    names = configured(model, quality)
+    """The provider a new task is priced for: the cheapest one that serves the model and is not
+    resting (the sandbox until an upstream key is configured). `create` may still send the task
+    elsewhere; None when no configured provider has a price for the model."""
+    names = offers.configured(model or settings.DEFAULT_MODEL, quality)
     if len(names) <= 1:
         return names[0] if names else None
     return next((name for name in names if breaker(name)[0] != OPEN), names[0])
@@ -80,7 +107,7 @@ def create(task_id, attempt, model=None, quality=None):
     """
     now = timezone.now()
     usable, reopen_at, probing = [], [], set()
-    names = configured(model, quality)
+    names = offers.configured(model, quality)
     if not names:
         raise ProviderError(NO_PROVIDER, code="model_unavailable")
     for name in names:
@@ -155,7 +182,7 @@ def overview():
     not a failed request: the page counts those from the tasks (gallery/views/providers.py)."""
     now = timezone.now()
     rows = []
-    for name in configured():
+    for name in offers.configured():
         state, until = breaker(name, now)
         recent = ProviderCall.objects.filter(provider=name, at__gte=now - RECENT)
         counts = recent.aggregate(calls=Count("id"), failed=Count("id", filter=Q(ok=False)))
@@ -163,8 +190,8 @@ def overview():
         rows.append(
             {
                 "name": name,
-                "label": LABELS.get(name, name),
-                "price": price_per_image(name),
+                "label": offers.label(name),
+                "price": offers.price_per_image(name),
                 "state": state,
                 "until": until,
                 "calls": counts["calls"],
@@ -180,7 +207,7 @@ def read_balances():
     """Asks each configured provider that reports a balance for it, and keeps the answer for the
     pages (run by the worker: a slow upstream never slows a page). Returns how many were read."""
     read = 0
-    for name in configured():
+    for name in offers.configured():
         provider = get_provider(name)
         if not hasattr(provider, "credits"):
             continue

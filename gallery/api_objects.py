@@ -1,5 +1,8 @@
 """What the API answers: the upstream's task object, with `results` pointing at the studio's own
-signed links (valid for API_RESULT_URL_DAYS, a new one on every GET), and file objects."""
+signed links (valid for API_RESULT_URL_DAYS, a new one on every GET), and file objects.
+
+Below the API package (gallery/api/) rather than in it: the worker's callbacks (gallery/webhooks.py)
+send the same task object, and the pipeline layer imports nothing from the API."""
 
 import re
 import uuid
