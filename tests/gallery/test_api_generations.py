@@ -63,15 +63,17 @@ def test_results_links_are_renewed_on_every_get_and_a_forged_one_is_404(api, set
     run_until_final(GenerationTask.objects.get(pk=task_id))
     link = api.get(f"/v1/tasks/{task_id}").json()["results"][0]
     import time
+    from unittest import mock
 
-    time.sleep(1.1)  # signatures carry the second they were made
-    assert api.get(f"/v1/tasks/{task_id}").json()["results"][0] != link
+    # Signatures carry the second they were made: a GET a second later gets a new link (the
+    # clock is moved, not waited for).
+    with mock.patch("time.time", return_value=time.time() + 1.5):
+        assert api.get(f"/v1/tasks/{task_id}").json()["results"][0] != link
     token = link.rsplit("/", 1)[1]
     forged = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
     assert Client().get(f"/v1/results/{forged}").status_code == 404
     assert Client().get("/v1/results/12.png").status_code == 404
     settings.API_RESULT_URL_DAYS = 1
-    from unittest import mock
 
     with mock.patch("time.time", return_value=time.time() + 2 * 86400):
         assert Client().get(link.split("testserver", 1)[1]).status_code == 404  # expired

@@ -180,7 +180,11 @@ def test_last_months_spend_does_not_count_against_this_month(priced_sandbox, tea
     set_budget(team, "0.05")
     old = make_task(team, alice, n=1)
     Charge.objects.filter(task=old).update(created_at=timezone.now() - timezone.timedelta(days=40))
-    make_task(team, alice, n=1)  # fits: last month's $0.03 is not this month's
+    make_task(team, alice, n=1)  # fits: last month's $0.03 is not this month's (else BudgetExceeded)
+    assert month_status(team).spent == Decimal("0.03")
+    assert Charge.objects.filter(team=team).count() == 2
+    with pytest.raises(BudgetExceeded):  # this month's $0.03 + $0.03 would pass the $0.05 budget
+        make_task(team, alice, n=1)
 
 
 @pytest.mark.django_db(transaction=True)
