@@ -2,14 +2,13 @@ import os
 
 import pytest
 
-from gallery.models import Membership, Role, Team, User
+from gallery.models import Role
 from tests import redis_server
+from tests.factories import make_team, make_user
 from tests.s3 import server as s3
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM must still work there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(autouse=True)
@@ -72,20 +71,6 @@ def rq_queue(settings, redis_service):
     settings.RQ_QUEUES = {"default": {"URL": redis_service.url, "DEFAULT_TIMEOUT": 600}}
     settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
     return redis_service
-
-
-def make_user(username, email=None, password=PASSWORD, **extra):
-    user = User(username=username, email=email or f"{username}@example.com", **extra)
-    user.set_password(password)
-    user.save()
-    return user
-
-
-def make_team(name, owner, *members):
-    team = Team.create_with_owner(name, owner)
-    for user, role in members:
-        Membership.objects.create(team=team, user=user, role=role)
-    return team
 
 
 @pytest.fixture

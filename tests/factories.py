@@ -7,6 +7,23 @@ from PIL import Image
 from gallery import pipeline
 from gallery.forms.studio import CheckedReference
 from gallery.images.decode import inspect_image, make_thumbnail
+from gallery.models import Membership, Team, User
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(username, email=None, password=PASSWORD, **extra):
+    user = User(username=username, email=email or f"{username}@example.com", **extra)
+    user.set_password(password)
+    user.save()
+    return user
+
+
+def make_team(name, owner, *members):
+    team = Team.create_with_owner(name, owner)
+    for user, role in members:
+        Membership.objects.create(team=team, user=user, role=role)
+    return team
 
 
 def png_bytes(width=64, height=48, colour="orange"):

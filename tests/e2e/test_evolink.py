@@ -9,7 +9,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from gallery.models import GenerationTask, Status
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 from tests.e2e.conftest import worker_process
 from tests.fakes.evolink import FakeEvoLink
 

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from gallery.models import GalleryImage
 from gallery.views.gallery import PAGE_SIZE
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 from tests.factories import make_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

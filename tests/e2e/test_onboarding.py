@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from gallery.models import Membership, Role, User
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 
 @pytest.mark.browser

@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from playwright.sync_api import expect
 
 from gallery.models import GenerationTask, Status
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 from tests.e2e.test_studio import drop, image_file, tiles
 from tests.factories import make_task, run_until_final
 from tests.e2e.test_studio_reach import sign_in

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from gallery import options
 from gallery.forms import studio as forms
 from gallery.models import GenerationTask
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 from tests.e2e.conftest import worker_process
 from tests.factories import make_task, run_until_final
 

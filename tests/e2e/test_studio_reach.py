@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from gallery.failures import FAILURES
 from gallery.models import GenerationTask, Status
-from tests.conftest import PASSWORD, make_user
+from tests.factories import PASSWORD, make_user
 from tests.e2e.axe import violations
 from tests.e2e.conftest import worker_process
 from tests.e2e.test_studio import drop, first_row, image_file, tiles

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from gallery.models import ApiKey, Invite, Role
-from tests.conftest import make_user
+from tests.factories import make_user
 from tests.e2e.axe import violations
 from tests.e2e.test_studio_reach import LAPTOP, PHONE, sign_in
 

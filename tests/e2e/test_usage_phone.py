@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from gallery import routing
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 from tests.e2e.axe import violations
 from tests.e2e.test_studio_reach import PHONE
 from tests.factories import make_task, run_until_final

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from gallery import catalog, pipeline
 from gallery.models import ApiKey, Invite, Membership, Role
-from tests.conftest import PASSWORD, make_user
+from tests.factories import PASSWORD, make_user
 from tests.e2e.axe import violations
 from tests.factories import make_finished_task, make_image, make_task, run_until_final
 from tests.e2e.test_studio_reach import sign_in

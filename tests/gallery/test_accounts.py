@@ -6,7 +6,7 @@ import pytest
 from axes.models import AccessAttempt
 
 from gallery.models import Membership, Role, Team, User
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 NEW_PASSWORD = "plum orchard at midnight"
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from gallery.models import ApiKey, GenerationTask, Role
-from tests.conftest import make_user
+from tests.factories import make_user
 from tests.factories import make_task
 from tests.gallery.api_kit import ApiClient, assert_error, make_key
 

@@ -47,7 +47,7 @@ from tests.bad_input_kit import (
     snapshot,
     stored_files,
 )
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 from tests.factories import make_finished_task, make_image, make_reference, make_task
 from tests.gallery.test_submit_form import (
     DEFAULTS,

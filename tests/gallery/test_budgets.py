@@ -191,7 +191,7 @@ def test_last_months_spend_does_not_count_against_this_month(priced_sandbox, tea
 def test_submissions_at_once_near_the_limit_never_overshoot_the_budget(settings, alice, bob):
     # Eight submissions of $0.03 race for a $0.10 budget: at most three may get through. On
     # PostgreSQL the team row's lock decides; on SQLite the IMMEDIATE transactions do.
-    from tests.conftest import make_team
+    from tests.factories import make_team
 
     settings.PRICE_OVERRIDES = {"sandbox": Decimal("0.03")}
     for round_ in range(3):

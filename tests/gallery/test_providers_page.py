@@ -7,7 +7,7 @@ import pytest
 
 from gallery import routing
 from gallery.models import GenerationTask, Membership, ProviderCall, Role, Status
-from tests.conftest import make_user
+from tests.factories import make_user
 from tests.factories import make_task, run_until_final
 from tests.fakes.evolink import FakeEvoLink
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from gallery import history
 from gallery.models import FINAL_STATES, GalleryImage, GenerationTask, Status, Team
 from gallery.sweeper import BATCH
-from tests.conftest import make_user
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django.db import connections
 from django.test import Client
 
 from gallery.models import Instance, LastOwnerError, Membership, Role, Team, User
-from tests.conftest import PASSWORD, make_user
+from tests.factories import PASSWORD, make_user
 from tests.gallery.test_teams import invite_link
 
 pytestmark = pytest.mark.django_db(transaction=True)

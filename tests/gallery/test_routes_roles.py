@@ -62,7 +62,7 @@ from gallery.models import (
     User,
 )
 from gallery.pipeline import callback_token
-from tests.conftest import make_team, make_user
+from tests.factories import make_team, make_user
 from tests.factories import make_reference, make_task, run_until_final
 
 ROLES = ("owner", "admin", "member", "outsider", "anonymous")

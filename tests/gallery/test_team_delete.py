@@ -20,7 +20,7 @@ from gallery.models import (
     Status,
     Team,
 )
-from tests.conftest import make_team
+from tests.factories import make_team
 from tests.factories import make_reference, make_task, run_until_final
 from tests.gallery.api_kit import data_uri
 

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from gallery.models import Invite, Membership, Role, Team, User
-from tests.conftest import PASSWORD, make_user
+from tests.factories import PASSWORD, make_user
 
 NEWCOMER = {"name": "Erin Ito", "email": "erin@example.com", "password1": PASSWORD, "password2": PASSWORD}
 

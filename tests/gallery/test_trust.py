@@ -15,7 +15,7 @@ from PIL import ExifTags, Image
 from gallery import pipeline
 from gallery.models import GalleryImage, GenerationTask, Invite, ReferenceImage, Status, Team, User
 from gallery.providers.sandbox import SandboxProvider
-from tests.conftest import PASSWORD, make_user
+from tests.factories import PASSWORD, make_user
 from tests.factories import make_reference, make_task, run_until_final
 from tests.gallery.test_studio import HX, form_data, png_upload
 from tests.gallery.test_teams import invite_link

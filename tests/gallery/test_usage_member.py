@@ -13,7 +13,7 @@ from gallery.budgets import Month
 from gallery.forms.budgets import BudgetForm
 from gallery.models import Membership, ProviderState, Role
 from gallery.usage import MonthReport
-from tests.conftest import make_user
+from tests.factories import make_user
 from tests.factories import make_task, run_until_final
 
 
