@@ -120,6 +120,13 @@ MESSAGES = {
 }
 
 
+def sent_prompt(prompt, n, ask_for_n):
+    """The prompt as sent upstream: n is an upper bound, so we ask for n images in words."""
+    if ask_for_n and n > 1:
+        return f"{prompt}\n\nGenerate {n} different images."
+    return prompt
+
+
 def say(key, **values):
     return MESSAGES[key].format(**values)
 

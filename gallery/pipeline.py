@@ -33,7 +33,6 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from gallery import budgets, catalog, logs, options, routing, webhooks
-from gallery.forms.studio import sent_prompt
 from gallery.images.decode import (
     ImageInfo,
     InvalidImage,
@@ -147,7 +146,7 @@ def create_task(team, user, cleaned, created_at, provider, submit_token, referen
         created_at=created_at,
         model=model,
         prompt=cleaned["prompt"],
-        sent_prompt=sent_prompt(cleaned["prompt"], n, cleaned["ask_for_n"]),
+        sent_prompt=options.sent_prompt(cleaned["prompt"], n, cleaned["ask_for_n"]),
         ask_for_n=cleaned["ask_for_n"],
         size=cleaned["size"],
         quality=cleaned["quality"],

@@ -200,13 +200,6 @@ def check_model_settings(model, cleaned, references=()):
     return problems
 
 
-def sent_prompt(prompt, n, ask_for_n):
-    """The prompt as sent upstream: n is an upper bound, so we ask for n images in words."""
-    if ask_for_n and n > 1:
-        return f"{prompt}\n\nGenerate {n} different images."
-    return prompt
-
-
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 

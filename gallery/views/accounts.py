@@ -77,6 +77,10 @@ class LoginView(RejectedIs400, auth_views.LoginView):
     authentication_form = LoginForm
     redirect_authenticated_user = True
 
+    def get_context_data(self, **kwargs):
+        # Open sign-up is found from the sign-in page, where a newcomer lands.
+        return {**super().get_context_data(**kwargs), "allow_signup": settings.ALLOW_SIGNUP}
+
 
 class PasswordChangeView(RejectedIs400, auth_views.PasswordChangeView):
     success_url = "/password/change/done/"

@@ -315,3 +315,11 @@ def test_sign_up_is_closed_unless_the_instance_enables_it(client, alice, setting
     assert response.status_code == 404
     assert not Membership.objects.filter(user__email="m@example.com").exists()
     assert client.session.get("_auth_user_id") is None
+
+
+def test_open_sign_up_is_linked_from_the_sign_in_page_only_when_enabled(client, alice, settings):
+    settings.ALLOW_SIGNUP = False
+    assert 'href="/signup/"' not in client.get("/login/").content.decode()
+    settings.ALLOW_SIGNUP = True
+    assert 'href="/signup/"' in client.get("/login/").content.decode()
+    assert client.get("/signup/").status_code == 200

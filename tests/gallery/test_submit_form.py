@@ -22,8 +22,8 @@ from gallery.forms.studio import (
     check_reference_count,
     clean_prompt,
     parse_custom_size,
-    sent_prompt,
 )
+from gallery.options import sent_prompt
 from gallery.models import GenerationTask, ReferenceImage
 from tests.gallery.conftest import DEFAULTS  # noqa: F401 (for the other form tests)
 
