@@ -596,6 +596,9 @@ def store_results(task):
                         if stage is downloading:
                             checking[checks.submit(_in_thread, check_result, task, index, future.result(), stop)] = index
                         else:
+                            # Checks can finish together: each row asks for the lease first, so a
+                            # lease lost meanwhile writes no more rows.
+                            task.extend_lease()
                             record_result(task, future.result())
                     except RetryLater as e:
                         retry_message = retry_message or str(e)
